@@ -1,0 +1,166 @@
+//! Assembles the server: opens the store, builds the shared state, binds the listener and
+//! mounts the routes. Tests bind port 0 and read the address back with [`App::local_addr`].
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::web;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::endpoints::{DisconnectHook, UnauthorizedHook};
+use crate::http::{enforce_policy, routes};
+use crate::state::AppState;
+use crate::store::Store;
+
+/// How often expired tokens and ceremonies are swept from memory.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the data directory {path}: {source}")]
+    Store {
+        path: std::path::PathBuf,
+        source: sled::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Options an embedding application can set before the server starts.
+pub struct AppBuilder {
+    config: Config,
+    clock: SharedClock,
+    hook: Arc<dyn UnauthorizedHook>,
+}
+
+impl AppBuilder {
+    /// Replaces the default unauthorized hook (disconnect: HTTP 401, WebSocket close 4401).
+    pub fn unauthorized_hook(mut self, hook: impl UnauthorizedHook) -> Self {
+        self.hook = Arc::new(hook);
+        self
+    }
+
+    /// Replaces the clock (tests move time with [`crate::clock::ManualClock`]).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Opens the store, binds the listener and prepares the server; call [`App::run`] next.
+    pub async fn build(self) -> Result<App, StartError> {
+        let config = self.config;
+        let store = Store::open(&config.server.data_dir).map_err(|source| StartError::Store {
+            path: config.server.data_dir.clone(),
+            source,
+        })?;
+        let state = AppState::new(config, store, self.clock, self.hook)
+            .map_err(|e| StartError::Setup(format!("{e:?}")))?;
+        let config = state.config.clone();
+        let addr = config.bind_addr();
+        let listener =
+            TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let static_dir = Some(config.server.static_dir.clone())
+            .filter(|d| !d.as_os_str().is_empty())
+            .filter(|d| {
+                let exists = d.is_dir();
+                if !exists {
+                    tracing::warn!(dir = %d.display(), "static_dir not found; serving no static files");
+                }
+                exists
+            });
+        let data = web::Data::new(state.clone());
+        let mut server = actix_web::HttpServer::new(move || {
+            let static_dir = static_dir.clone();
+            actix_web::App::new()
+                .app_data(data.clone())
+                .wrap(from_fn(enforce_policy))
+                .configure(move |cfg| routes(cfg, static_dir.as_deref()))
+        })
+        .shutdown_timeout(5);
+        if config.server.workers > 0 {
+            server = server.workers(config.server.workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartError::Bind { addr, source })?
+            .run();
+        actix_web::rt::spawn(sweep_forever(state.clone()));
+        tracing::info!(addr = %local_addr, rp_id = %config.webauthn.rp_id, "wsauthn listening");
+        Ok(App {
+            server,
+            local_addr,
+            state,
+        })
+    }
+}
+
+async fn sweep_forever(state: AppState) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        let tokens = state.tokens.sweep();
+        let ceremonies = state.ceremonies.pending().sweep();
+        if tokens + ceremonies > 0 {
+            tracing::debug!(tokens, ceremonies, "swept expired entries");
+        }
+    }
+}
+
+/// A built server, bound and ready to run.
+pub struct App {
+    server: Server,
+    local_addr: SocketAddr,
+    state: AppState,
+}
+
+impl App {
+    pub fn builder(config: Config) -> AppBuilder {
+        AppBuilder {
+            config,
+            clock: Arc::new(SystemClock),
+            hook: Arc::new(DisconnectHook),
+        }
+    }
+
+    /// Builds with the default clock and hook.
+    pub async fn build(config: Config) -> Result<App, StartError> {
+        App::builder(config).build().await
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state, for embedding applications and tests.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// A handle that stops the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM, or [`ServerHandle::stop`]), then
+    /// flushes the store.
+    pub async fn run(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Err(e) = self.state.store.flush().await {
+            tracing::error!(error = ?e, "final flush failed");
+        }
+        result
+    }
+}

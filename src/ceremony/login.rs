@@ -1,0 +1,109 @@
+//! Sign-in: with a username (the user's passkeys are offered) or usernameless (the passkey's
+//! user handle names the account; used by autofill).
+
+use uuid::Uuid;
+use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
+
+use super::pending::{CeremonyKind, PendingState};
+use super::{check_same_origin, clean_name, verification_error, Ceremonies, SignedIn};
+use crate::error::Error;
+
+impl Ceremonies {
+    /// `login.begin`: with a username, a sign-in for that account; without, a discoverable one.
+    pub fn login_begin(
+        &self,
+        username: Option<&str>,
+        token: bool,
+    ) -> Result<(Uuid, RequestChallengeResponse), Error> {
+        let webauthn = &self.inner.webauthn;
+        let (options, state) = match username {
+            Some(name) => {
+                let name = clean_name("username", name, self.inner.max_username_chars)?;
+                let user = self.store().user_by_name(&name)?.ok_or(Error::UnknownUser)?;
+                let passkeys: Vec<_> = self
+                    .store()
+                    .credentials_of(&user.id)?
+                    .into_iter()
+                    .map(|c| c.passkey)
+                    .collect();
+                if passkeys.is_empty() {
+                    return Err(Error::UnknownUser);
+                }
+                let (options, state) = webauthn
+                    .start_passkey_authentication(&passkeys)
+                    .map_err(|e| Error::internal(format!("start authentication: {e}")))?;
+                let pending = PendingState::Login {
+                    state,
+                    user_id: user.id,
+                    token,
+                };
+                (options, pending)
+            }
+            None => {
+                let (options, state) = webauthn
+                    .start_discoverable_authentication()
+                    .map_err(|e| Error::internal(format!("start authentication: {e}")))?;
+                (options, PendingState::Discoverable { state, token })
+            }
+        };
+        let id = self.inner.pending.insert(state)?;
+        Ok((id, options))
+    }
+
+    /// `login.finish`. The ceremony is consumed whatever the outcome.
+    pub async fn login_finish(
+        &self,
+        ceremony_id: &Uuid,
+        credential: &PublicKeyCredential,
+        token: bool,
+    ) -> Result<SignedIn, Error> {
+        let pending = self.inner.pending.take(ceremony_id, CeremonyKind::Login)?;
+        check_same_origin(&credential.response.client_data_json)?;
+        let webauthn = &self.inner.webauthn;
+        let (user_id, result, token_at_begin) = match pending {
+            PendingState::Login {
+                state,
+                user_id,
+                token,
+            } => {
+                let result = webauthn
+                    .finish_passkey_authentication(credential, &state)
+                    .map_err(verification_error)?;
+                (user_id, result, token)
+            }
+            PendingState::Discoverable { state, token } => {
+                let (user_id, cred_id) = webauthn
+                    .identify_discoverable_authentication(credential)
+                    .map_err(|_| {
+                        Error::VerificationFailed("the passkey returned no valid user handle")
+                    })?;
+                let record = self
+                    .store()
+                    .credential(cred_id)?
+                    .ok_or(Error::VerificationFailed("this passkey is not registered here"))?;
+                if record.user_id != user_id {
+                    return Err(Error::VerificationFailed(
+                        "the passkey belongs to another account than its user handle names",
+                    ));
+                }
+                let result = webauthn
+                    .finish_discoverable_authentication_v2(credential, state, &record.passkey)
+                    .map_err(verification_error)?;
+                (user_id, result, token)
+            }
+            PendingState::Register { .. } => return Err(Error::CeremonyNotFound),
+        };
+        // The stored credential is the authority on ownership and on the counter: the state
+        // captured at begin may be stale if another sign-in happened in between.
+        let owner = self.store().credential(result.cred_id())?.map(|r| r.user_id);
+        if owner != Some(user_id) {
+            return Err(Error::VerificationFailed(
+                "this passkey does not belong to the account",
+            ));
+        }
+        self.store().record_use(&result, self.now_secs())?;
+        let user = self.store().user(&user_id)?.ok_or(Error::UnknownUser)?;
+        tracing::info!(user = %user.id, "signed in");
+        self.signed_in(user, token || token_at_begin)
+    }
+}

@@ -1,0 +1,135 @@
+//! Registration: a new account with its first passkey, or another passkey for a signed-in user.
+
+use uuid::Uuid;
+use webauthn_rs::prelude::{CreationChallengeResponse, RegisterPublicKeyCredential};
+use webauthn_rs_proto::{AuthenticatorSelectionCriteria, ResidentKeyRequirement};
+
+use super::pending::{CeremonyKind, PendingState};
+use super::{check_same_origin, clean_name, verification_error, Ceremonies, SignedIn};
+use crate::config::ResidentKey;
+use crate::error::Error;
+use crate::store::{CredentialRecord, UserRecord};
+
+/// A registered passkey: the signed-in account and the new credential's id (base64url).
+#[derive(Debug)]
+pub struct Registered {
+    pub signed_in: SignedIn,
+    pub credential_id: String,
+}
+
+impl Ceremonies {
+    /// `register.begin`. A new username starts a new account; an existing one is allowed only
+    /// when `signed_in_as` is that account (it adds a passkey, excluding the ones it has).
+    pub fn register_begin(
+        &self,
+        username: &str,
+        display_name: Option<&str>,
+        token: bool,
+        signed_in_as: Option<Uuid>,
+    ) -> Result<(Uuid, CreationChallengeResponse), Error> {
+        let max = self.inner.max_username_chars;
+        let name = clean_name("username", username, max)?;
+        let (user, existing, exclude) = match self.store().user_by_name(&name)? {
+            Some(user) if signed_in_as == Some(user.id) => {
+                let exclude = self
+                    .store()
+                    .credentials_of(&user.id)?
+                    .into_iter()
+                    .map(|c| c.passkey.cred_id().clone())
+                    .collect();
+                (user, true, Some(exclude))
+            }
+            Some(_) => return Err(Error::UsernameTaken),
+            None => {
+                let display_name = match display_name {
+                    Some(d) => clean_name("displayName", d, max)?,
+                    None => name.clone(),
+                };
+                let user = UserRecord {
+                    id: Uuid::new_v4(),
+                    name,
+                    display_name,
+                    created_at: self.now_secs(),
+                };
+                (user, false, None)
+            }
+        };
+        let (mut options, state) = self
+            .inner
+            .webauthn
+            .start_passkey_registration(user.id, &user.name, &user.display_name, exclude)
+            .map_err(|e| Error::internal(format!("start registration: {e}")))?;
+        set_resident_key(&mut options, self.inner.resident_key);
+        let id = self.inner.pending.insert(PendingState::Register {
+            state,
+            user,
+            existing,
+            token,
+        })?;
+        Ok((id, options))
+    }
+
+    /// `register.finish`. The ceremony is consumed whatever the outcome. Returns only after the
+    /// new passkey is flushed to disk.
+    pub async fn register_finish(
+        &self,
+        ceremony_id: &Uuid,
+        credential: &RegisterPublicKeyCredential,
+        token: bool,
+    ) -> Result<Registered, Error> {
+        let PendingState::Register {
+            state,
+            user,
+            existing,
+            token: token_at_begin,
+        } = self.inner.pending.take(ceremony_id, CeremonyKind::Register)?
+        else {
+            return Err(Error::CeremonyNotFound);
+        };
+        check_same_origin(&credential.response.client_data_json)?;
+        // Answered before verification so the reason is clear (webauthn-rs reports an excluded
+        // credential as an altered algorithm); the transaction below is the real guard.
+        if self.store().credential(&credential.raw_id)?.is_some() {
+            return Err(Error::CredentialInUse);
+        }
+        let passkey = self
+            .inner
+            .webauthn
+            .finish_passkey_registration(credential, &state)
+            .map_err(verification_error)?;
+        let record = CredentialRecord {
+            user_id: user.id,
+            passkey,
+            created_at: self.now_secs(),
+            last_used_at: None,
+        };
+        if existing {
+            self.store().add_credential(&record)?;
+        } else {
+            self.store().create_user(&user, &record)?;
+        }
+        self.store().flush().await?;
+        let credential_id = crate::b64url(record.passkey.cred_id());
+        tracing::info!(user = %user.id, new_account = !existing, "passkey registered");
+        Ok(Registered {
+            signed_in: self.signed_in(user, token || token_at_begin)?,
+            credential_id,
+        })
+    }
+}
+
+/// webauthn-rs asks for non-resident keys; usernameless sign-in needs resident ones, so the
+/// requirement comes from the config. The server-side state does not depend on it.
+fn set_resident_key(options: &mut CreationChallengeResponse, wanted: ResidentKey) {
+    let requirement = match wanted {
+        ResidentKey::Required => ResidentKeyRequirement::Required,
+        ResidentKey::Preferred => ResidentKeyRequirement::Preferred,
+        ResidentKey::Discouraged => ResidentKeyRequirement::Discouraged,
+    };
+    let selection = options
+        .public_key
+        .authenticator_selection
+        .get_or_insert_with(AuthenticatorSelectionCriteria::default);
+    selection.resident_key = Some(requirement);
+    selection.require_resident_key = wanted == ResidentKey::Required;
+}

@@ -1,0 +1,50 @@
+//! wsauthn: passkey (WebAuthn) authentication for real-time applications.
+//!
+//! Clients run passkey ceremonies as JSON frames over one WebSocket (`/ws`); a successful
+//! ceremony can yield a bearer token that opens further WebSockets and authorizes HTTP calls,
+//! and revoking it closes every socket that used it. See `docs/protocol.md` for the wire format.
+//!
+//! How the pieces fit:
+//!
+//! ```text
+//!   http/ (routes, token-policy middleware)     ws/ (upgrade, socket loop, dispatch)
+//!        │                                           │
+//!        └──────────────┬────────────────────────────┘
+//!                       ▼
+//!   ceremony/ (begin/finish, pending state) ── tokens (SHA-256-keyed table, revocation)
+//!                       │                      endpoints (policy, unauthorized hook)
+//!                       ▼
+//!                    store (sled: users, passkeys, credential-id index)
+//! ```
+//!
+//! Domain modules (`ceremony`, `tokens`, `store`, `endpoints`, `protocol`) never import actix;
+//! `http` and `ws` translate between the wire and the domain. Embedding applications start the
+//! server with [`App::builder`], and may replace the unauthorized hook and the clock.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod app;
+pub mod ceremony;
+pub mod chat;
+pub mod clock;
+pub mod config;
+pub mod endpoints;
+pub mod error;
+pub mod http;
+pub mod protocol;
+pub mod ratelimit;
+pub mod softkey;
+pub mod state;
+pub mod store;
+pub mod tokens;
+pub mod ws;
+
+pub use app::{App, AppBuilder, StartError};
+pub use config::Config;
+pub use endpoints::{Reason, Transport, Unauthorized, UnauthorizedHook, Verdict};
+pub use error::{Error, ErrorCode};
+
+/// Base64url without padding, as WebAuthn's JSON uses it.
+pub fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -1,0 +1,89 @@
+//! The `wsauthn` binary: command line → config → tracing → `App::build(config).run()`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+use wsauthn::{App, Config};
+
+const USAGE: &str = "\
+wsauthn: passkey (WebAuthn) authentication server for real-time applications
+
+Usage: wsauthn [--config PATH] [--check-config]
+
+Options:
+  --config PATH    TOML file whose keys override the embedded defaults (config/default.toml)
+  --check-config   load and validate the configuration, print it, and exit
+  -h, --help       this text
+  -V, --version    the version
+
+Environment: WSAUTHN__SECTION__KEY=value overrides any key; RUST_LOG sets log levels
+(default: info).";
+
+struct Args {
+    config: Option<PathBuf>,
+    check_only: bool,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut args = Args {
+        config: None,
+        check_only: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            "-V" | "--version" => {
+                println!("wsauthn {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            "--config" => {
+                let path = it.next().ok_or("--config needs a PATH")?;
+                args.config = Some(PathBuf::from(path));
+            }
+            "--check-config" => args.check_only = true,
+            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+        }
+    }
+    Ok(Some(args))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsauthn: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::load(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("wsauthn: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_only {
+        println!("configuration is valid:\n{config:#?}");
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = App::build(config).await.map_err(|e| e.to_string())?;
+        app.run().await.map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsauthn: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,777 @@
+//! Software ES256 passkey authenticator for tests and load generation. Never for real users: keys live in memory.
+//!
+//! [`SoftAuthenticator`] behaves like a platform passkey authenticator (P-256 keys, discoverable
+//! credentials, user verification, `"none"` attestation). It takes the `publicKey` member of the
+//! options JSON that webauthn-rs sends to a browser and returns the JSON a browser's
+//! `PublicKeyCredential.toJSON()` produces, so tests exercise the real wire format end to end.
+//!
+//! Invariants: credential ids are unique within one authenticator (random 16 bytes), and every
+//! credential is resident. Lookups by id return the single credential with that id.
+
+use std::fmt;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use openssl::bn::{BigNum, BigNumContext};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::ecdsa::EcdsaSig;
+use openssl::error::ErrorStack;
+use openssl::nid::Nid;
+use openssl::pkey::Private;
+use openssl::sha::{sha256, Sha256};
+use serde_json::{json, Value};
+
+/// Authenticator data flag bits (WebAuthn §6.1).
+const FLAG_UP: u8 = 0x01;
+const FLAG_UV: u8 = 0x04;
+const FLAG_BE: u8 = 0x08;
+const FLAG_BS: u8 = 0x10;
+const FLAG_AT: u8 = 0x40;
+
+/// COSE algorithm identifier for ES256 (ECDSA P-256 with SHA-256).
+const COSE_ALG_ES256: i64 = -7;
+
+/// Length of the credential ids we mint: enough entropy that ids never collide.
+const CRED_ID_LEN: usize = 16;
+
+/// Why the authenticator refused, as a browser would report it (or the options were unusable).
+#[derive(Debug, thiserror::Error)]
+pub enum SoftKeyError {
+    /// The options JSON lacks a field or has one of the wrong shape.
+    #[error("bad options: {0}")]
+    BadOptions(String),
+    /// No credential held by this authenticator fits the request.
+    #[error("no matching credential")]
+    NoCredential,
+    /// `excludeCredentials` names a credential this authenticator already holds for the RP.
+    #[error("authenticator already holds an excluded credential")]
+    Excluded,
+    /// OpenSSL failed (key generation, signing, randomness).
+    #[error("crypto error: {0}")]
+    Crypto(String),
+}
+
+impl From<ErrorStack> for SoftKeyError {
+    fn from(e: ErrorStack) -> Self {
+        SoftKeyError::Crypto(e.to_string())
+    }
+}
+
+/// Decodes unpadded base64url, the encoding of every binary value in WebAuthn JSON.
+pub fn decode_b64url(s: &str) -> Result<Vec<u8>, SoftKeyError> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|e| SoftKeyError::BadOptions(format!("invalid base64url: {e}")))
+}
+
+/// Encodes as unpadded base64url.
+pub fn encode_b64url(b: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+/// One resident credential. The fields are for inspection; the private key never leaves.
+#[derive(Clone)]
+pub struct SoftCredential {
+    pub id: Vec<u8>,
+    pub rp_id: String,
+    pub user_handle: Vec<u8>,
+    pub counter: u32,
+    /// Cached so an assertion is one hash and one ECDSA signature, nothing more.
+    key: EcKey<Private>,
+    rp_id_hash: [u8; 32],
+}
+
+// Hand-written so the private key can never end up in a log.
+impl fmt::Debug for SoftCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SoftCredential")
+            .field("id", &encode_b64url(&self.id))
+            .field("rp_id", &self.rp_id)
+            .field("user_handle", &encode_b64url(&self.user_handle))
+            .field("counter", &self.counter)
+            .field("key", &"EcKey(…)")
+            .finish()
+    }
+}
+
+/// An in-memory passkey authenticator. The public fields set the flags it reports, so tests can
+/// simulate an authenticator without user verification, a synced passkey (`counter_step` 0,
+/// backup flags set) and so on.
+#[derive(Debug)]
+pub struct SoftAuthenticator {
+    pub user_verification: bool,
+    pub user_presence: bool,
+    /// Added to a credential's counter per assertion; 0 = no counter (like synced passkeys).
+    pub counter_step: u32,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    credentials: Vec<SoftCredential>,
+}
+
+impl Default for SoftAuthenticator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SoftAuthenticator {
+    /// A verifying, present, device-bound authenticator with a counter that steps by 1.
+    pub fn new() -> Self {
+        SoftAuthenticator {
+            user_verification: true,
+            user_presence: true,
+            counter_step: 1,
+            backup_eligible: false,
+            backup_state: false,
+            credentials: Vec::new(),
+        }
+    }
+
+    /// Registration (`navigator.credentials.create`). `options` is the `publicKey` object of the
+    /// creation options; `origin` is the page origin, e.g. `"http://localhost:8080"`.
+    ///
+    /// Creates a P-256 key under a random credential id, stores it as a resident credential and
+    /// returns the registration response JSON with a `"none"` attestation.
+    pub fn register(&mut self, options: &Value, origin: &str) -> Result<Value, SoftKeyError> {
+        let req = CreationRequest::parse(options)?;
+        // A browser refuses to create a second credential for an account the RP already knows.
+        let excluded = options
+            .get("excludeCredentials")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(descriptor_id)
+            .any(|id| {
+                self.credentials
+                    .iter()
+                    .any(|c| c.id == id && c.rp_id == req.rp_id)
+            });
+        if excluded {
+            return Err(SoftKeyError::Excluded);
+        }
+
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+        let key = EcKey::generate(&group)?;
+        let mut id = vec![0u8; CRED_ID_LEN];
+        openssl::rand::rand_bytes(&mut id)?;
+        let cred = SoftCredential {
+            id,
+            rp_id: req.rp_id.to_owned(),
+            user_handle: req.user_handle,
+            counter: 0,
+            key,
+            rp_id_hash: sha256(req.rp_id.as_bytes()),
+        };
+        let response = self.attestation_response(&cred, req.challenge, origin)?;
+        self.credentials.push(cred);
+        Ok(response)
+    }
+
+    /// Registration response for `options` that reuses the key and id of the held credential
+    /// `cred_id` (exclusion is deliberately not checked). Used to test that a server refuses
+    /// one credential id for two accounts. The authenticator's own state is left unchanged, so
+    /// later logins still present the original credential and its user handle.
+    pub fn register_existing(
+        &mut self,
+        cred_id: &[u8],
+        options: &Value,
+        origin: &str,
+    ) -> Result<Value, SoftKeyError> {
+        let req = CreationRequest::parse(options)?;
+        let original = &self.credentials[self.index_of(cred_id)?];
+        let copy = SoftCredential {
+            rp_id: req.rp_id.to_owned(),
+            user_handle: req.user_handle,
+            rp_id_hash: sha256(req.rp_id.as_bytes()),
+            ..original.clone() // key clone is a reference count, not a key copy
+        };
+        self.attestation_response(&copy, req.challenge, origin)
+    }
+
+    /// Assertion (`navigator.credentials.get`). `options` is the `publicKey` object of the request
+    /// options. Uses the first `allowCredentials` entry held for `rpId`, or, when the list is
+    /// empty or missing (discoverable login), the most recently created credential for `rpId`.
+    pub fn login(&mut self, options: &Value, origin: &str) -> Result<Value, SoftKeyError> {
+        let rp_id = str_field(options, "rpId")?;
+        let allowed = options
+            .get("allowCredentials")
+            .and_then(Value::as_array)
+            .filter(|list| !list.is_empty());
+        let index = match allowed {
+            Some(list) => list.iter().filter_map(descriptor_id).find_map(|id| {
+                self.credentials
+                    .iter()
+                    .position(|c| c.id == id && c.rp_id == rp_id)
+            }),
+            None => self.credentials.iter().rposition(|c| c.rp_id == rp_id),
+        };
+        let index = index.ok_or(SoftKeyError::NoCredential)?;
+        self.assert(index, options, origin)
+    }
+
+    /// As [`login`](Self::login) but with the credential `cred_id`, whatever `allowCredentials`
+    /// says. The credential's own RP id is hashed into the response, so using it against another
+    /// RP yields the rpIdHash mismatch a server must reject.
+    pub fn login_with(
+        &mut self,
+        cred_id: &[u8],
+        options: &Value,
+        origin: &str,
+    ) -> Result<Value, SoftKeyError> {
+        let index = self.index_of(cred_id)?;
+        self.assert(index, options, origin)
+    }
+
+    /// Every credential held, oldest first.
+    pub fn credentials(&self) -> &[SoftCredential] {
+        &self.credentials
+    }
+
+    /// Sets a credential's counter, e.g. backwards to simulate a cloned authenticator.
+    /// Returns false when no credential has this id.
+    pub fn set_counter(&mut self, cred_id: &[u8], counter: u32) -> bool {
+        let cred = self.credentials.iter_mut().find(|c| c.id == cred_id);
+        cred.map(|c| c.counter = counter).is_some()
+    }
+
+    fn index_of(&self, cred_id: &[u8]) -> Result<usize, SoftKeyError> {
+        let index = self.credentials.iter().position(|c| c.id == cred_id);
+        index.ok_or(SoftKeyError::NoCredential)
+    }
+
+    /// UP/UV/BE/BS as configured; AT is added only by registration.
+    fn flags(&self) -> u8 {
+        let bit = |on: bool, flag: u8| if on { flag } else { 0 };
+        bit(self.user_presence, FLAG_UP)
+            | bit(self.user_verification, FLAG_UV)
+            | bit(self.backup_eligible, FLAG_BE)
+            | bit(self.backup_state, FLAG_BS)
+    }
+
+    fn attestation_response(
+        &self,
+        cred: &SoftCredential,
+        challenge: &Value,
+        origin: &str,
+    ) -> Result<Value, SoftKeyError> {
+        let cose_key = cose_es256_key(&cred.key)?;
+        let extra = 18 + cred.id.len() + cose_key.len();
+        let mut auth_data = auth_data_prefix(cred, self.flags() | FLAG_AT, extra);
+        auth_data.extend_from_slice(&[0u8; 16]); // AAGUID: all zero, as with "none" attestation
+                                                 // Our ids are CRED_ID_LEN bytes, so the u16 length cannot truncate.
+        auth_data.extend_from_slice(&(cred.id.len() as u16).to_be_bytes());
+        auth_data.extend_from_slice(&cred.id);
+        auth_data.extend_from_slice(&cose_key);
+
+        // {"fmt":"none","attStmt":{},"authData":bytes}, keys in CTAP2 canonical order.
+        let mut att_obj = Vec::with_capacity(auth_data.len() + 32);
+        att_obj.push(0xa3);
+        cbor_text(&mut att_obj, "fmt");
+        cbor_text(&mut att_obj, "none");
+        cbor_text(&mut att_obj, "attStmt");
+        att_obj.push(0xa0);
+        cbor_text(&mut att_obj, "authData");
+        cbor_bytes(&mut att_obj, &auth_data);
+
+        let client_data = client_data_json("webauthn.create", challenge, origin);
+        let id = encode_b64url(&cred.id);
+        Ok(json!({
+            "id": id,
+            "rawId": id,
+            "type": "public-key",
+            "response": {
+                "attestationObject": encode_b64url(&att_obj),
+                "clientDataJSON": encode_b64url(client_data.as_bytes()),
+                "transports": ["internal"],
+            },
+            "clientExtensionResults": {},
+            "authenticatorAttachment": "platform",
+        }))
+    }
+
+    /// Bumps the counter of credential `index`, then signs an assertion with it.
+    fn assert(
+        &mut self,
+        index: usize,
+        options: &Value,
+        origin: &str,
+    ) -> Result<Value, SoftKeyError> {
+        let challenge = challenge_field(options)?;
+        let (flags, step) = (self.flags(), self.counter_step);
+        let cred = self
+            .credentials
+            .get_mut(index)
+            .ok_or(SoftKeyError::NoCredential)?;
+        // Wrapping, like a 32-bit hardware counter; a wrapped counter looks cloned to the RP.
+        cred.counter = cred.counter.wrapping_add(step);
+
+        let auth_data = auth_data_prefix(cred, flags, 0);
+        let client_data = client_data_json("webauthn.get", challenge, origin);
+        // The signed message is authenticatorData || SHA-256(clientDataJSON); hashing it in
+        // pieces avoids building the concatenation.
+        let mut hasher = Sha256::new();
+        hasher.update(&auth_data);
+        hasher.update(&sha256(client_data.as_bytes()));
+        let signature = EcdsaSig::sign(&hasher.finish(), &cred.key)?.to_der()?;
+
+        let id = encode_b64url(&cred.id);
+        Ok(json!({
+            "id": id,
+            "rawId": id,
+            "type": "public-key",
+            "response": {
+                "authenticatorData": encode_b64url(&auth_data),
+                "clientDataJSON": encode_b64url(client_data.as_bytes()),
+                "signature": encode_b64url(&signature),
+                "userHandle": encode_b64url(&cred.user_handle),
+            },
+            "clientExtensionResults": {},
+            "authenticatorAttachment": "platform",
+        }))
+    }
+}
+
+/// Authenticator data up to the signCount: rpIdHash | flags | signCount, with room for `extra` more bytes.
+fn auth_data_prefix(cred: &SoftCredential, flags: u8, extra: usize) -> Vec<u8> {
+    let mut data = Vec::with_capacity(37 + extra);
+    data.extend_from_slice(&cred.rp_id_hash);
+    data.push(flags);
+    data.extend_from_slice(&cred.counter.to_be_bytes());
+    data
+}
+
+/// The parts of creation options the authenticator needs.
+struct CreationRequest<'a> {
+    rp_id: &'a str,
+    user_handle: Vec<u8>,
+    challenge: &'a Value,
+}
+
+impl<'a> CreationRequest<'a> {
+    fn parse(options: &'a Value) -> Result<Self, SoftKeyError> {
+        let rp_id = str_field(&options["rp"], "id")?;
+        let user_handle = decode_b64url(str_field(&options["user"], "id")?)?;
+        let challenge = challenge_field(options)?;
+        let es256 = options
+            .get("pubKeyCredParams")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|p| p.get("alg").and_then(Value::as_i64) == Some(COSE_ALG_ES256));
+        if !es256 {
+            return Err(SoftKeyError::BadOptions(
+                "pubKeyCredParams does not offer ES256 (-7)".into(),
+            ));
+        }
+        Ok(CreationRequest {
+            rp_id,
+            user_handle,
+            challenge,
+        })
+    }
+}
+
+fn str_field<'a>(value: &'a Value, name: &str) -> Result<&'a str, SoftKeyError> {
+    value
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| SoftKeyError::BadOptions(format!("missing string field {name:?}")))
+}
+
+/// The challenge is echoed into clientDataJSON exactly as the RP encoded it, so it stays a
+/// JSON string value and is never decoded.
+fn challenge_field(options: &Value) -> Result<&Value, SoftKeyError> {
+    match options.get("challenge") {
+        Some(challenge @ Value::String(_)) => Ok(challenge),
+        _ => Err(SoftKeyError::BadOptions(
+            "missing string field \"challenge\"".into(),
+        )),
+    }
+}
+
+/// The id of a credential descriptor (`excludeCredentials` / `allowCredentials` entry), if well formed.
+fn descriptor_id(descriptor: &Value) -> Option<Vec<u8>> {
+    decode_b64url(descriptor.get("id")?.as_str()?).ok()
+}
+
+/// clientDataJSON with its members in the order browsers write them. `challenge` is a JSON
+/// string value; `Value`'s Display and `Value::from` escape both strings correctly.
+fn client_data_json(kind: &str, challenge: &Value, origin: &str) -> String {
+    format!(
+        r#"{{"type":"{kind}","challenge":{challenge},"origin":{},"crossOrigin":false}}"#,
+        Value::from(origin)
+    )
+}
+
+/// COSE_Key for the public half of `key`: {1:2 (EC2), 3:-7 (ES256), -1:1 (P-256), -2:x, -3:y}.
+fn cose_es256_key(key: &EcKey<Private>) -> Result<Vec<u8>, SoftKeyError> {
+    let mut ctx = BigNumContext::new()?;
+    let (mut x, mut y) = (BigNum::new()?, BigNum::new()?);
+    key.public_key()
+        .affine_coordinates(key.group(), &mut x, &mut y, &mut ctx)?;
+    // Keys in CTAP2 canonical order; small integers are single CBOR bytes
+    // (0x01..0x03 positive, 0x20.. = -1.., 0x26 = -7).
+    let mut out = Vec::with_capacity(77);
+    out.extend_from_slice(&[0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01]);
+    out.push(0x21);
+    cbor_bytes(&mut out, &x.to_vec_padded(32)?);
+    out.push(0x22);
+    cbor_bytes(&mut out, &y.to_vec_padded(32)?);
+    Ok(out)
+}
+
+/// Writes a CBOR item head: major type in the top 3 bits, length in the shortest form.
+fn cbor_head(out: &mut Vec<u8>, major: u8, len: usize) {
+    let major = major << 5;
+    if len < 24 {
+        out.push(major | len as u8);
+    } else if let Ok(n) = u8::try_from(len) {
+        out.extend_from_slice(&[major | 24, n]);
+    } else if let Ok(n) = u16::try_from(len) {
+        out.push(major | 25);
+        out.extend_from_slice(&n.to_be_bytes());
+    } else {
+        out.push(major | 26);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    }
+}
+
+fn cbor_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    cbor_head(out, 2, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+fn cbor_text(out: &mut Vec<u8>, text: &str) {
+    cbor_head(out, 3, text.len());
+    out.extend_from_slice(text.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webauthn_rs::prelude::{
+        DiscoverableKey, Passkey, PublicKeyCredential, RegisterPublicKeyCredential, Url, Uuid,
+        Webauthn, WebauthnBuilder, WebauthnError,
+    };
+
+    const ORIGIN: &str = "http://localhost:8080";
+
+    fn webauthn() -> Webauthn {
+        let origin = Url::parse(ORIGIN).unwrap();
+        WebauthnBuilder::new("localhost", &origin)
+            .unwrap()
+            .build()
+            .unwrap()
+    }
+
+    /// Runs a full passkey registration for a new user; returns the user id and the passkey.
+    fn register_user(wa: &Webauthn, key: &mut SoftAuthenticator, name: &str) -> (Uuid, Passkey) {
+        let user = Uuid::new_v4();
+        let (ccr, state) = wa
+            .start_passkey_registration(user, name, name, None)
+            .unwrap();
+        let options = serde_json::to_value(&ccr).unwrap()["publicKey"].clone();
+        let response = key.register(&options, ORIGIN).unwrap();
+        let reg: RegisterPublicKeyCredential = serde_json::from_value(response).unwrap();
+        (user, wa.finish_passkey_registration(&reg, &state).unwrap())
+    }
+
+    /// Starts an authentication for `passkey`, lets `sign` answer it and returns the result.
+    fn authenticate(
+        wa: &Webauthn,
+        passkey: &Passkey,
+        sign: impl FnOnce(&Value) -> Value,
+    ) -> Result<u32, WebauthnError> {
+        let (rcr, state) = wa
+            .start_passkey_authentication(std::slice::from_ref(passkey))
+            .unwrap();
+        let options = serde_json::to_value(&rcr).unwrap()["publicKey"].clone();
+        let cred: PublicKeyCredential = serde_json::from_value(sign(&options)).unwrap();
+        wa.finish_passkey_authentication(&cred, &state)
+            .map(|r| r.counter())
+    }
+
+    fn response_field(response: &Value, name: &str) -> Vec<u8> {
+        decode_b64url(response["response"][name].as_str().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn registration_is_accepted_by_webauthn_rs() {
+        let wa = webauthn();
+        let mut key = SoftAuthenticator::new();
+        let (_, passkey) = register_user(&wa, &mut key, "alice");
+        assert_eq!(key.credentials().len(), 1);
+        assert_eq!(passkey.cred_id(), &key.credentials()[0].id);
+        assert_eq!(key.credentials()[0].rp_id, "localhost");
+        assert_eq!(key.credentials()[0].counter, 0);
+    }
+
+    #[test]
+    fn attestation_object_has_the_documented_layout() {
+        let mut key = SoftAuthenticator::new();
+        let options = json!({
+            "rp": {"id": "example.com", "name": "Example"},
+            "user": {"id": encode_b64url(b"user-1"), "name": "u", "displayName": "U"},
+            "challenge": "Y2hhbGxlbmdl",
+            "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+        });
+        let response = key.register(&options, "https://example.com").unwrap();
+        assert_eq!(response["id"], response["rawId"]);
+        assert_eq!(response["authenticatorAttachment"], "platform");
+        let att = response_field(&response, "attestationObject");
+        let head = b"\xa3\x63fmt\x64none\x67attStmt\xa0\x68authData\x58";
+        assert_eq!(&att[..head.len()], head);
+        let auth_data = &att[head.len() + 1..];
+        assert_eq!(usize::from(att[head.len()]), auth_data.len());
+        assert_eq!(auth_data[..32], sha256(b"example.com"));
+        assert_eq!(auth_data[32], FLAG_UP | FLAG_UV | FLAG_AT);
+        assert_eq!(auth_data[33..37], [0, 0, 0, 0]);
+        assert_eq!(auth_data[37..53], [0; 16]);
+        assert_eq!(auth_data[53..55], [0, CRED_ID_LEN as u8]);
+        assert_eq!(auth_data[55..55 + CRED_ID_LEN], key.credentials()[0].id[..]);
+        let cose = &auth_data[55 + CRED_ID_LEN..];
+        assert_eq!(cose.len(), 77);
+        assert_eq!(cose[..7], [0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01]);
+        let client_data = response_field(&response, "clientDataJSON");
+        assert_eq!(
+            std::str::from_utf8(&client_data).unwrap(),
+            r#"{"type":"webauthn.create","challenge":"Y2hhbGxlbmdl","origin":"https://example.com","crossOrigin":false}"#
+        );
+        assert_eq!(key.credentials()[0].user_handle, b"user-1");
+    }
+
+    #[test]
+    fn login_is_accepted_and_the_counter_rises() {
+        let wa = webauthn();
+        let mut key = SoftAuthenticator::new();
+        let (_, passkey) = register_user(&wa, &mut key, "alice");
+        let first = authenticate(&wa, &passkey, |o| key.login(o, ORIGIN).unwrap()).unwrap();
+        let second = authenticate(&wa, &passkey, |o| key.login(o, ORIGIN).unwrap()).unwrap();
+        assert_eq!((first, second), (1, 2));
+        assert_eq!(key.credentials()[0].counter, 2);
+    }
+
+    #[test]
+    fn counter_going_backwards_is_rejected() {
+        let wa = webauthn();
+        let mut key = SoftAuthenticator::new();
+        let (_, mut passkey) = register_user(&wa, &mut key, "alice");
+        let (rcr, state) = wa
+            .start_passkey_authentication(std::slice::from_ref(&passkey))
+            .unwrap();
+        let options = serde_json::to_value(&rcr).unwrap()["publicKey"].clone();
+        key.counter_step = 5;
+        let cred: PublicKeyCredential =
+            serde_json::from_value(key.login(&options, ORIGIN).unwrap()).unwrap();
+        let result = wa.finish_passkey_authentication(&cred, &state).unwrap();
+        assert_eq!(passkey.update_credential(&result), Some(true));
+
+        key.counter_step = 1;
+        let id = key.credentials()[0].id.clone();
+        assert!(key.set_counter(&id, 1));
+        assert!(!key.set_counter(b"unknown", 1));
+        let replayed = authenticate(&wa, &passkey, |o| key.login(o, ORIGIN).unwrap());
+        assert!(
+            matches!(replayed, Err(WebauthnError::CredentialPossibleCompromise)),
+            "counter 2 after 5 must be refused: {replayed:?}"
+        );
+    }
+
+    #[test]
+    fn discoverable_login_identifies_the_user() {
+        let wa = webauthn();
+        let mut key = SoftAuthenticator::new();
+        let (_, bob_key) = register_user(&wa, &mut key, "bob");
+        let (alice, passkey) = register_user(&wa, &mut key, "alice");
+        let (rcr, state) = wa.start_discoverable_authentication().unwrap();
+        let options = serde_json::to_value(&rcr).unwrap()["publicKey"].clone();
+        let response = key.login(&options, ORIGIN).unwrap();
+        let cred: PublicKeyCredential = serde_json::from_value(response).unwrap();
+
+        let (user, cred_id) = wa.identify_discoverable_authentication(&cred).unwrap();
+        assert_eq!(user, alice, "the most recent credential answers");
+        assert_eq!(cred_id, passkey.cred_id().as_slice());
+        assert_ne!(cred_id, bob_key.cred_id().as_slice());
+        let result = wa
+            .finish_discoverable_authentication_v2(&cred, state, DiscoverableKey::from(&passkey))
+            .unwrap();
+        assert!(result.user_verified());
+    }
+
+    #[test]
+    fn login_with_picks_the_named_credential() {
+        let wa = webauthn();
+        let mut key = SoftAuthenticator::new();
+        let (_, first) = register_user(&wa, &mut key, "alice");
+        let (_, _second) = register_user(&wa, &mut key, "alice");
+        let id = first.cred_id().clone();
+        assert!(authenticate(&wa, &first, |o| key.login_with(&id, o, ORIGIN).unwrap()).is_ok());
+        assert_eq!(key.credentials()[0].counter, 1);
+        assert_eq!(key.credentials()[1].counter, 0);
+    }
+
+    #[test]
+    fn tampered_signature_is_rejected() {
+        let wa = webauthn();
+        let mut key = SoftAuthenticator::new();
+        let (_, passkey) = register_user(&wa, &mut key, "alice");
+        let result = authenticate(&wa, &passkey, |o| {
+            let mut response = key.login(o, ORIGIN).unwrap();
+            let mut signature = response_field(&response, "signature");
+            let last = signature.len() - 1;
+            signature[last] ^= 0x01;
+            response["response"]["signature"] = encode_b64url(&signature).into();
+            response
+        });
+        assert!(matches!(result, Err(WebauthnError::AuthenticationFailure)));
+    }
+
+    #[test]
+    fn wrong_origin_is_rejected() {
+        let wa = webauthn();
+        let mut key = SoftAuthenticator::new();
+        let (_, passkey) = register_user(&wa, &mut key, "alice");
+        let result = authenticate(&wa, &passkey, |o| {
+            key.login(o, "http://evil.example:8080").unwrap()
+        });
+        assert!(matches!(result, Err(WebauthnError::InvalidRPOrigin)));
+    }
+
+    #[test]
+    fn missing_user_verification_is_rejected() {
+        let wa = webauthn();
+        let mut key = SoftAuthenticator::new();
+        let (_, passkey) = register_user(&wa, &mut key, "alice");
+        key.user_verification = false;
+        let result = authenticate(&wa, &passkey, |o| key.login(o, ORIGIN).unwrap());
+        assert!(matches!(result, Err(WebauthnError::UserNotVerified)));
+
+        // Registration demands UV for passkeys too.
+        let (ccr, state) = wa
+            .start_passkey_registration(Uuid::new_v4(), "bob", "Bob", None)
+            .unwrap();
+        let options = serde_json::to_value(&ccr).unwrap()["publicKey"].clone();
+        let reg: RegisterPublicKeyCredential =
+            serde_json::from_value(key.register(&options, ORIGIN).unwrap()).unwrap();
+        assert!(matches!(
+            wa.finish_passkey_registration(&reg, &state),
+            Err(WebauthnError::UserNotVerified)
+        ));
+    }
+
+    #[test]
+    fn synced_passkey_without_counter_is_accepted() {
+        let wa = webauthn();
+        let mut key = SoftAuthenticator {
+            counter_step: 0,
+            backup_eligible: true,
+            backup_state: true,
+            ..SoftAuthenticator::new()
+        };
+        let (_, passkey) = register_user(&wa, &mut key, "alice");
+        for _ in 0..2 {
+            let counter = authenticate(&wa, &passkey, |o| key.login(o, ORIGIN).unwrap());
+            assert_eq!(counter.unwrap(), 0);
+        }
+    }
+
+    #[test]
+    fn excluded_credential_is_refused() {
+        let wa = webauthn();
+        let mut key = SoftAuthenticator::new();
+        let (user, passkey) = register_user(&wa, &mut key, "alice");
+        let (ccr, _) = wa
+            .start_passkey_registration(
+                user,
+                "alice",
+                "Alice",
+                Some(vec![passkey.cred_id().clone()]),
+            )
+            .unwrap();
+        let options = serde_json::to_value(&ccr).unwrap()["publicKey"].clone();
+        assert!(matches!(
+            key.register(&options, ORIGIN),
+            Err(SoftKeyError::Excluded)
+        ));
+        assert_eq!(key.credentials().len(), 1);
+    }
+
+    #[test]
+    fn register_existing_reuses_the_credential_for_another_user() {
+        let wa = webauthn();
+        let mut key = SoftAuthenticator::new();
+        let (alice, passkey) = register_user(&wa, &mut key, "alice");
+        let bob = Uuid::new_v4();
+        let (ccr, state) = wa
+            .start_passkey_registration(bob, "bob", "Bob", None)
+            .unwrap();
+        let bob_options = serde_json::to_value(&ccr).unwrap()["publicKey"].clone();
+        let response = key
+            .register_existing(passkey.cred_id(), &bob_options, ORIGIN)
+            .unwrap();
+        let reg: RegisterPublicKeyCredential = serde_json::from_value(response).unwrap();
+        // webauthn-rs only refuses ids in this ceremony's own exclude list (bob has none); that
+        // one id may not serve two accounts is for the server's credential-id index to enforce.
+        let copy = wa.finish_passkey_registration(&reg, &state).unwrap();
+        assert_eq!(copy.cred_id(), passkey.cred_id());
+        assert_eq!(copy.get_public_key(), passkey.get_public_key());
+
+        // The authenticator still answers as alice.
+        assert_eq!(key.credentials().len(), 1);
+        let (rcr, _) = wa.start_discoverable_authentication().unwrap();
+        let options = serde_json::to_value(&rcr).unwrap()["publicKey"].clone();
+        let cred: PublicKeyCredential =
+            serde_json::from_value(key.login(&options, ORIGIN).unwrap()).unwrap();
+        assert_eq!(
+            wa.identify_discoverable_authentication(&cred).unwrap().0,
+            alice
+        );
+        assert!(matches!(
+            key.register_existing(b"unknown", &bob_options, ORIGIN),
+            Err(SoftKeyError::NoCredential)
+        ));
+    }
+
+    #[test]
+    fn unusable_options_are_reported() {
+        let mut key = SoftAuthenticator::new();
+        let mut options = json!({
+            "rp": {"id": "localhost"},
+            "user": {"id": "AAAA"},
+            "challenge": "AAAA",
+            "pubKeyCredParams": [{"type": "public-key", "alg": -257}],
+        });
+        assert!(matches!(
+            key.register(&options, ORIGIN),
+            Err(SoftKeyError::BadOptions(_))
+        ));
+        options["pubKeyCredParams"][0]["alg"] = json!(-7);
+        options["user"]["id"] = json!("not base64!");
+        assert!(matches!(
+            key.register(&options, ORIGIN),
+            Err(SoftKeyError::BadOptions(_))
+        ));
+        let request = json!({"challenge": "AAAA", "rpId": "localhost", "allowCredentials": []});
+        assert!(matches!(
+            key.login(&request, ORIGIN),
+            Err(SoftKeyError::NoCredential)
+        ));
+        assert!(matches!(
+            key.login_with(b"unknown", &request, ORIGIN),
+            Err(SoftKeyError::NoCredential)
+        ));
+    }
+
+    #[test]
+    fn debug_output_hides_the_private_key() {
+        let mut key = SoftAuthenticator::new();
+        let options = json!({
+            "rp": {"id": "localhost"},
+            "user": {"id": "AAAA"},
+            "challenge": "AAAA",
+            "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+        });
+        key.register(&options, ORIGIN).unwrap();
+        let debug = format!("{key:?}");
+        assert!(debug.contains("EcKey(…)"), "{debug}");
+    }
+}

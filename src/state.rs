@@ -1,0 +1,85 @@
+//! The shared state every handler and socket gets: cheap-to-clone handles, no globals.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::ceremony::Ceremonies;
+use crate::chat::ChatRoom;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::endpoints::{Endpoints, UnauthorizedHook};
+use crate::store::Store;
+use crate::tokens::TokenTable;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub ceremonies: Ceremonies,
+    pub tokens: TokenTable,
+    pub store: Store,
+    pub endpoints: Arc<Endpoints>,
+    pub hook: Arc<dyn UnauthorizedHook>,
+    pub chat: ChatRoom,
+    pub clock: SharedClock,
+    /// Allowed WebSocket `Origin` values, serialized as browsers send them (no trailing slash).
+    pub origins: Arc<Vec<String>>,
+    socket_ids: Arc<AtomicU64>,
+    open_sockets: Arc<AtomicU64>,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        store: Store,
+        clock: SharedClock,
+        hook: Arc<dyn UnauthorizedHook>,
+    ) -> Result<Self, crate::error::Error> {
+        let tokens = TokenTable::new(
+            config.tokens.lifetime_secs,
+            config.tokens.idle_timeout_secs,
+            clock.clone(),
+        );
+        let ceremonies = Ceremonies::new(&config, store.clone(), tokens.clone(), clock.clone())?;
+        let origins = config
+            .origins()
+            .map_err(|e| crate::error::Error::internal(e.to_string()))?
+            .iter()
+            .map(|u| u.origin().ascii_serialization())
+            .collect();
+        Ok(AppState {
+            endpoints: Arc::new(Endpoints::from_config(&config.endpoints)),
+            config: Arc::new(config),
+            ceremonies,
+            tokens,
+            store,
+            hook,
+            chat: ChatRoom::default(),
+            clock,
+            origins: Arc::new(origins),
+            socket_ids: Arc::new(AtomicU64::new(1)),
+            open_sockets: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    pub fn next_socket_id(&self) -> u64 {
+        self.socket_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a socket open until the returned guard drops.
+    pub fn socket_opened(&self) -> OpenSocket {
+        self.open_sockets.fetch_add(1, Ordering::Relaxed);
+        OpenSocket(self.open_sockets.clone())
+    }
+
+    pub fn open_sockets(&self) -> u64 {
+        self.open_sockets.load(Ordering::Relaxed)
+    }
+}
+
+pub struct OpenSocket(Arc<AtomicU64>);
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,285 @@
+//! Durable state in sled: users, the username index, passkeys and the credential-id index.
+//!
+//! Trees and keys:
+//! - `users`: user id (16 bytes) → [`UserRecord`] as JSON
+//! - `usernames`: folded username (see [`username_key`]) → user id
+//! - `credentials`: credential id → [`CredentialRecord`] as JSON. Being keyed by credential id,
+//!   this tree *is* the global credential-id index: one id, one account.
+//! - `user_credentials`: user id ‖ credential id → nothing (lists a user's passkeys)
+//!
+//! Invariants: a user and their first passkey are written in one transaction, and a passkey is
+//! only ever inserted by a transaction that first sees its id absent, so two racing registrations
+//! of one credential id (or one username) cannot both win. Callers that promise durability await
+//! [`Store::flush`] before they answer. Domain code only: nothing here knows of HTTP or sockets.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use uuid::Uuid;
+use webauthn_rs::prelude::{AuthenticationResult, Credential, Passkey};
+
+use crate::error::Error;
+use crate::protocol::UserView;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub display_name: String,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+impl UserRecord {
+    pub fn view(&self) -> UserView {
+        UserView {
+            id: self.id,
+            name: self.name.clone(),
+            display_name: self.display_name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    pub user_id: Uuid,
+    pub passkey: Passkey,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds of the last successful sign-in with it.
+    #[serde(default)]
+    pub last_used_at: Option<u64>,
+}
+
+/// Why a write was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conflict {
+    UsernameTaken,
+    CredentialInUse,
+    UnknownUser,
+}
+
+impl From<Conflict> for Error {
+    fn from(c: Conflict) -> Self {
+        match c {
+            Conflict::UsernameTaken => Error::UsernameTaken,
+            Conflict::CredentialInUse => Error::CredentialInUse,
+            Conflict::UnknownUser => Error::UnknownUser,
+        }
+    }
+}
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    users: sled::Tree,
+    usernames: sled::Tree,
+    credentials: sled::Tree,
+    user_credentials: sled::Tree,
+}
+
+/// The key a username is unique under: trimmed and lower-cased, so `Alice@Example.com` and
+/// `alice@example.com` are one account.
+pub fn username_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value).map_err(|e| Error::internal(format!("encode record: {e}")))
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::internal(format!("decode record: {e}")))
+}
+
+fn user_cred_key(user_id: &Uuid, cred_id: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 + cred_id.len());
+    key.extend_from_slice(user_id.as_bytes());
+    key.extend_from_slice(cred_id);
+    key
+}
+
+fn map_tx(e: TransactionError<Conflict>) -> Error {
+    match e {
+        TransactionError::Abort(c) => c.into(),
+        TransactionError::Storage(e) => e.into(),
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, sled::Error> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Store {
+            users: db.open_tree("users")?,
+            usernames: db.open_tree("usernames")?,
+            credentials: db.open_tree("credentials")?,
+            user_credentials: db.open_tree("user_credentials")?,
+            db,
+        })
+    }
+
+    /// Waits until every write so far is on disk.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn user(&self, id: &Uuid) -> Result<Option<UserRecord>, Error> {
+        self.users
+            .get(id.as_bytes())?
+            .map(|v| from_json(&v))
+            .transpose()
+    }
+
+    pub fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>, Error> {
+        match self.usernames.get(username_key(name).as_bytes())? {
+            Some(id) => {
+                let id = Uuid::from_slice(&id).map_err(Error::internal)?;
+                self.user(&id)
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub fn credential(&self, cred_id: &[u8]) -> Result<Option<CredentialRecord>, Error> {
+        self.credentials
+            .get(cred_id)?
+            .map(|v| from_json(&v))
+            .transpose()
+    }
+
+    /// The passkeys of a user, in credential-id order.
+    pub fn credentials_of(&self, user_id: &Uuid) -> Result<Vec<CredentialRecord>, Error> {
+        let mut out = Vec::new();
+        for entry in self.user_credentials.scan_prefix(user_id.as_bytes()) {
+            let (key, _) = entry?;
+            if let Some(record) = self.credential(&key[16..])? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates a user together with their first passkey, atomically. Fails with
+    /// `username_taken` or `credential_in_use` if another write got there first.
+    pub fn create_user(&self, user: &UserRecord, cred: &CredentialRecord) -> Result<(), Error> {
+        let name_key = username_key(&user.name);
+        let user_json = to_json(user)?;
+        let cred_json = to_json(cred)?;
+        let cred_id = cred.passkey.cred_id().as_slice();
+        (
+            &self.users,
+            &self.usernames,
+            &self.credentials,
+            &self.user_credentials,
+        )
+            .transaction(|(users, usernames, credentials, user_credentials)| {
+                if usernames.get(name_key.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(Conflict::UsernameTaken));
+                }
+                if credentials.get(cred_id)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(Conflict::CredentialInUse));
+                }
+                usernames.insert(name_key.as_bytes(), user.id.as_bytes())?;
+                users.insert(user.id.as_bytes(), user_json.as_slice())?;
+                credentials.insert(cred_id, cred_json.as_slice())?;
+                user_credentials.insert(user_cred_key(&user.id, cred_id), &[])?;
+                Ok(())
+            })
+            .map_err(map_tx)
+    }
+
+    /// Adds a passkey to an existing user, atomically with the credential-id index.
+    pub fn add_credential(&self, cred: &CredentialRecord) -> Result<(), Error> {
+        let cred_json = to_json(cred)?;
+        let cred_id = cred.passkey.cred_id().as_slice();
+        (&self.users, &self.credentials, &self.user_credentials)
+            .transaction(|(users, credentials, user_credentials)| {
+                if users.get(cred.user_id.as_bytes())?.is_none() {
+                    return Err(ConflictableTransactionError::Abort(Conflict::UnknownUser));
+                }
+                if credentials.get(cred_id)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(Conflict::CredentialInUse));
+                }
+                credentials.insert(cred_id, cred_json.as_slice())?;
+                user_credentials.insert(user_cred_key(&cred.user_id, cred_id), &[])?;
+                Ok(())
+            })
+            .map_err(map_tx)
+    }
+
+    /// Records a successful sign-in: the new counter and backup flags, and the time of use.
+    ///
+    /// The counter check is repeated here, atomically against the stored value: a sign-in whose
+    /// counter does not exceed the stored non-zero counter fails with `verification_failed`,
+    /// even when two sign-ins race or the ceremony's begin-time copy of the passkey was stale.
+    pub fn record_use(&self, result: &AuthenticationResult, now_secs: u64) -> Result<(), Error> {
+        let key = result.cred_id().as_slice();
+        let mut outcome: Result<(), Error> = Err(Error::VerificationFailed(
+            "this passkey is no longer registered",
+        ));
+        self.credentials.fetch_and_update(key, |old| {
+            let old = old?;
+            let step = (|| {
+                let mut record: CredentialRecord = from_json(old)?;
+                let stored = Credential::from(record.passkey.clone()).counter;
+                let counter = result.counter();
+                if (counter > 0 || stored > 0) && counter <= stored {
+                    return Err(Error::VerificationFailed(
+                        "the signature counter did not increase; the passkey may be cloned",
+                    ));
+                }
+                record.passkey.update_credential(result);
+                record.last_used_at = Some(now_secs);
+                to_json(&record)
+            })();
+            match step {
+                Ok(new) => {
+                    outcome = Ok(());
+                    Some(new)
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    Some(old.to_vec())
+                }
+            }
+        })?;
+        outcome
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn user(name: &str) -> UserRecord {
+        UserRecord {
+            id: Uuid::new_v4(),
+            name: name.into(),
+            display_name: name.into(),
+            created_at: 1,
+        }
+    }
+
+    #[test]
+    fn usernames_are_unique_regardless_of_case_and_spaces() {
+        assert_eq!(username_key("  Alice@Example.COM "), "alice@example.com");
+        let (_dir, s) = store();
+        assert!(s.user_by_name("nobody").unwrap().is_none());
+        let _ = s.usernames.insert("alice", Uuid::nil().as_bytes()).unwrap();
+        assert!(s.user_by_name("ALICE").unwrap().is_none(), "index points at no user");
+    }
+}

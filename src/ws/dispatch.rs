@@ -1,0 +1,430 @@
+//! What a socket does with one text frame, without the socket: unit-testable.
+//!
+//! [`dispatch`] decodes the frame, applies it to the socket's [`SocketCtx`] and returns the reply
+//! and anything the socket loop must do next (watch a token, close). Bad frames get an `error`
+//! reply and leave the socket open; only the unauthorized hook can close it from here.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use uuid::Uuid;
+
+use crate::ceremony::SignedIn;
+use crate::chat::MAX_MESSAGE_CHARS;
+use crate::endpoints::{Reason, Transport, Unauthorized, Verdict};
+use crate::error::Error;
+use crate::protocol::{self, Authentication, ClientMsg, MsgId, ServerMsg, UserView, Verified};
+use crate::ratelimit::TokenBucket;
+use crate::state::AppState;
+use crate::tokens::{Revocation, TokenHash};
+
+/// Which endpoint a socket was opened on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketKind {
+    /// `/ws`: ceremonies, auth, logout, ping.
+    Ceremony,
+    /// `/echo`: echoes every text frame once authenticated.
+    Echo,
+    /// `/chat`: the broadcast room.
+    Chat,
+}
+
+/// WebSocket close code for "unauthorized".
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+
+/// A close the socket loop must perform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Close {
+    pub fn unauthorized() -> Self {
+        Close {
+            code: CLOSE_UNAUTHORIZED,
+            reason: "unauthorized".into(),
+        }
+    }
+}
+
+/// The per-socket state that frames act on.
+pub struct SocketCtx {
+    pub id: u64,
+    pub kind: SocketKind,
+    pub path: &'static str,
+    pub peer: Option<std::net::IpAddr>,
+    /// Who the socket is signed in as.
+    pub user: Option<Arc<UserView>>,
+    /// The token the socket authenticated with, if any.
+    pub token: Option<TokenHash>,
+    /// A protected socket opened without a token: the next frame must be a valid `auth`.
+    pub awaiting_auth: bool,
+    pending_register: Option<Uuid>,
+    pending_login: Option<Uuid>,
+    ceremonies: TokenBucket,
+}
+
+impl SocketCtx {
+    pub fn new(
+        state: &AppState,
+        kind: SocketKind,
+        path: &'static str,
+        peer: Option<std::net::IpAddr>,
+        now: Instant,
+    ) -> Self {
+        let per_minute = state.config.limits.ceremonies_per_minute;
+        SocketCtx {
+            id: state.next_socket_id(),
+            kind,
+            path,
+            peer,
+            user: None,
+            token: None,
+            awaiting_auth: false,
+            pending_register: None,
+            pending_login: None,
+            ceremonies: TokenBucket::new(f64::from(per_minute) / 60.0, per_minute, now),
+        }
+    }
+
+    /// Ceremonies this socket still has pending, to cancel when it closes.
+    pub fn pending_ceremonies(&self) -> impl Iterator<Item = Uuid> {
+        self.pending_register.into_iter().chain(self.pending_login)
+    }
+}
+
+/// The result of one frame.
+#[derive(Default)]
+pub struct Outcome {
+    /// The frame to send back, if any.
+    pub reply: Option<String>,
+    /// Start watching this token's revocation (replacing any earlier one).
+    pub watch: Option<Revocation>,
+    /// Close the socket after sending the reply.
+    pub close: Option<Close>,
+}
+
+impl Outcome {
+    fn reply(id: Option<&MsgId>, msg: ServerMsg) -> Self {
+        Outcome {
+            reply: Some(protocol::encode(id, &msg)),
+            ..Outcome::default()
+        }
+    }
+
+    fn error(id: Option<&MsgId>, err: &Error) -> Self {
+        err.log("websocket frame");
+        Outcome::reply(id, ServerMsg::error(err))
+    }
+}
+
+/// Maps the hook's verdict for a socket to a close (or `None` to let the socket go on).
+pub fn verdict_close(verdict: Verdict) -> Option<Close> {
+    match verdict {
+        Verdict::Disconnect => Some(Close::unauthorized()),
+        Verdict::Allow => None,
+        Verdict::Close { code, reason } => Some(Close {
+            code: if (1000..=4999).contains(&code) {
+                code
+            } else {
+                CLOSE_UNAUTHORIZED
+            },
+            reason,
+        }),
+    }
+}
+
+/// Runs the unauthorized hook for this socket.
+pub fn unauthorized(state: &AppState, ctx: &SocketCtx, reason: Reason) -> Verdict {
+    state.hook.on_unauthorized(&Unauthorized {
+        transport: Transport::WebSocket,
+        path: ctx.path,
+        reason,
+        peer: ctx.peer,
+    })
+}
+
+/// Handles one text frame.
+pub async fn dispatch(ctx: &mut SocketCtx, state: &AppState, text: &str, now: Instant) -> Outcome {
+    if ctx.awaiting_auth {
+        return first_frame(ctx, state, text, now).await;
+    }
+    if ctx.kind == SocketKind::Echo {
+        return Outcome {
+            reply: Some(text.to_owned()),
+            ..Outcome::default()
+        };
+    }
+    let envelope = match protocol::decode(text) {
+        Ok(envelope) => envelope,
+        Err(e) => return Outcome::error(e.id.as_ref(), &e.error),
+    };
+    let id = envelope.id.as_ref();
+    match handle(ctx, state, envelope.msg, id, now).await {
+        Ok(outcome) => outcome,
+        Err(err) => Outcome::error(id, &err),
+    }
+}
+
+/// On a protected socket without a token: the first frame must be a valid `auth`.
+async fn first_frame(ctx: &mut SocketCtx, state: &AppState, text: &str, now: Instant) -> Outcome {
+    let reason = match protocol::decode(text) {
+        Ok(envelope) => match &envelope.msg {
+            ClientMsg::Auth { token } => match auth(ctx, state, envelope.id.as_ref(), token) {
+                Ok(outcome) => {
+                    ctx.awaiting_auth = false;
+                    return outcome;
+                }
+                Err(_) => Reason::InvalidToken,
+            },
+            _ => Reason::NotAuthenticated,
+        },
+        Err(_) => Reason::NotAuthenticated,
+    };
+    match verdict_close(unauthorized(state, ctx, reason)) {
+        Some(close) => Outcome {
+            close: Some(close),
+            ..Outcome::default()
+        },
+        None => {
+            // The hook let the socket in without a user; the frame is handled as usual.
+            ctx.awaiting_auth = false;
+            Box::pin(dispatch(ctx, state, text, now)).await
+        }
+    }
+}
+
+async fn handle(
+    ctx: &mut SocketCtx,
+    state: &AppState,
+    msg: ClientMsg,
+    id: Option<&MsgId>,
+    now: Instant,
+) -> Result<Outcome, Error> {
+    let ceremonial = matches!(
+        msg,
+        ClientMsg::RegisterBegin { .. }
+            | ClientMsg::RegisterFinish { .. }
+            | ClientMsg::LoginBegin { .. }
+            | ClientMsg::LoginFinish { .. }
+    );
+    if ceremonial && ctx.kind != SocketKind::Ceremony {
+        return Err(Error::bad_request(format!(
+            "{:?} is accepted only on /ws.",
+            msg.type_name()
+        )));
+    }
+    let ceremonies = &state.ceremonies;
+    match msg {
+        ClientMsg::RegisterBegin {
+            username,
+            display_name,
+            token,
+        } => {
+            take_ceremony_slot(ctx, now)?;
+            let signed_in_as = ctx.user.as_ref().map(|u| u.id);
+            let (ceremony_id, options) = ceremonies.register_begin(
+                &username,
+                display_name.as_deref(),
+                token,
+                signed_in_as,
+            )?;
+            if let Some(old) = ctx.pending_register.replace(ceremony_id) {
+                ceremonies.pending().cancel(&old);
+            }
+            Ok(Outcome::reply(
+                id,
+                ServerMsg::RegisterOptions {
+                    ceremony_id,
+                    options: Box::new(options),
+                },
+            ))
+        }
+        ClientMsg::RegisterFinish {
+            ceremony_id,
+            credential,
+            token,
+        } => {
+            let ceremony = resolve(&mut ctx.pending_register, ceremony_id)?;
+            let registered = ceremonies.register_finish(&ceremony, &credential, token).await?;
+            let (user, authentication, watch) = sign_in(ctx, state, registered.signed_in);
+            Ok(Outcome {
+                watch,
+                ..Outcome::reply(
+                    id,
+                    ServerMsg::RegisterResult {
+                        verified: Verified::Ok,
+                        user,
+                        credential_id: registered.credential_id,
+                        authentication,
+                    },
+                )
+            })
+        }
+        ClientMsg::LoginBegin { username, token } => {
+            take_ceremony_slot(ctx, now)?;
+            let (ceremony_id, options) = ceremonies.login_begin(username.as_deref(), token)?;
+            if let Some(old) = ctx.pending_login.replace(ceremony_id) {
+                ceremonies.pending().cancel(&old);
+            }
+            Ok(Outcome::reply(
+                id,
+                ServerMsg::LoginOptions {
+                    ceremony_id,
+                    options: Box::new(options),
+                },
+            ))
+        }
+        ClientMsg::LoginFinish {
+            ceremony_id,
+            credential,
+            token,
+        } => {
+            let ceremony = resolve(&mut ctx.pending_login, ceremony_id)?;
+            let signed_in = ceremonies.login_finish(&ceremony, &credential, token).await?;
+            let (user, authentication, watch) = sign_in(ctx, state, signed_in);
+            Ok(Outcome {
+                watch,
+                ..Outcome::reply(
+                    id,
+                    ServerMsg::LoginResult {
+                        verified: Verified::Ok,
+                        user,
+                        authentication,
+                    },
+                )
+            })
+        }
+        ClientMsg::Auth { token } => auth(ctx, state, id, &token),
+        ClientMsg::Logout {} => {
+            if ctx.user.is_none() {
+                return Err(Error::Unauthorized("This socket is not signed in."));
+            }
+            if let Some(hash) = ctx.token.take() {
+                // Every socket watching this token, this one included, closes with 4401.
+                state.tokens.revoke(&hash);
+            }
+            ctx.user = None;
+            Ok(Outcome::reply(id, ServerMsg::LogoutResult {}))
+        }
+        ClientMsg::Ping {} => Ok(Outcome::reply(id, ServerMsg::Pong {})),
+        ClientMsg::Message { text } => {
+            if ctx.kind != SocketKind::Chat {
+                return Err(Error::bad_request("\"message\" is accepted only on /chat."));
+            }
+            if text.trim().is_empty() {
+                return Err(Error::bad_request("\"text\" must not be empty."));
+            }
+            if text.chars().count() > MAX_MESSAGE_CHARS {
+                return Err(Error::bad_request(format!(
+                    "\"text\" is longer than {MAX_MESSAGE_CHARS} characters."
+                )));
+            }
+            let from = ctx.user.as_ref().map_or("anonymous", |u| u.name.as_str());
+            state.chat.publish(from, text, state.clock.now_ms());
+            Ok(Outcome::default())
+        }
+    }
+}
+
+/// Counts a ceremony against the socket's per-minute allowance.
+fn take_ceremony_slot(ctx: &mut SocketCtx, now: Instant) -> Result<(), Error> {
+    if ctx.ceremonies.try_take(now) {
+        Ok(())
+    } else {
+        Err(Error::RateLimited(
+            "Too many ceremonies on this connection; wait a minute and try again.",
+        ))
+    }
+}
+
+/// The ceremony a `finish` refers to: the given id, or this socket's latest of that kind.
+fn resolve(latest: &mut Option<Uuid>, given: Option<Uuid>) -> Result<Uuid, Error> {
+    let id = given.or(*latest).ok_or(Error::CeremonyNotFound)?;
+    if *latest == Some(id) {
+        *latest = None;
+    }
+    Ok(id)
+}
+
+/// Applies a successful ceremony to the socket: it is now signed in, and bound to the new token.
+fn sign_in(
+    ctx: &mut SocketCtx,
+    state: &AppState,
+    signed_in: SignedIn,
+) -> (UserView, Option<Authentication>, Option<Revocation>) {
+    let user = signed_in.user.view();
+    ctx.user = Some(Arc::new(user.clone()));
+    match signed_in.token {
+        Some((issued, info)) => {
+            ctx.token = Some(info.hash);
+            let watch = state.tokens.watch(&info.hash);
+            let authentication = Authentication {
+                token: issued,
+                expires_at: info.expires_at,
+            };
+            (user, Some(authentication), watch)
+        }
+        None => (user, None, None),
+    }
+}
+
+/// `auth`: binds the socket to a valid token.
+fn auth(
+    ctx: &mut SocketCtx,
+    state: &AppState,
+    id: Option<&MsgId>,
+    token: &str,
+) -> Result<Outcome, Error> {
+    let invalid = Error::Unauthorized("The token is unknown, expired or revoked.");
+    let info = state.tokens.lookup(token).map_err(|_| invalid)?;
+    let watch = state
+        .tokens
+        .watch(&info.hash)
+        .ok_or(Error::Unauthorized("The token is unknown, expired or revoked."))?;
+    ctx.user = Some(info.user.clone());
+    ctx.token = Some(info.hash);
+    Ok(Outcome {
+        watch: Some(watch),
+        ..Outcome::reply(
+            id,
+            ServerMsg::AuthResult {
+                user: (*info.user).clone(),
+                expires_at: info.expires_at,
+            },
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finish_without_ceremony_id_uses_the_latest_once() {
+        let a = Uuid::new_v4();
+        let mut latest = Some(a);
+        assert_eq!(resolve(&mut latest, None).unwrap(), a);
+        assert!(latest.is_none());
+        assert!(matches!(resolve(&mut latest, None), Err(Error::CeremonyNotFound)));
+        let b = Uuid::new_v4();
+        assert_eq!(resolve(&mut latest, Some(b)).unwrap(), b);
+    }
+
+    #[test]
+    fn hook_verdicts_map_to_closes() {
+        assert_eq!(verdict_close(Verdict::Disconnect), Some(Close::unauthorized()));
+        assert_eq!(verdict_close(Verdict::Allow), None);
+        let close = verdict_close(Verdict::Close {
+            code: 4403,
+            reason: "forbidden".into(),
+        });
+        assert_eq!(close.map(|c| c.code), Some(4403));
+        let bogus = verdict_close(Verdict::Close {
+            code: 99,
+            reason: String::new(),
+        });
+        assert_eq!(bogus.map(|c| c.code), Some(CLOSE_UNAUTHORIZED));
+    }
+}

@@ -1,0 +1,101 @@
+//! WebSocket endpoints: the upgrade (Origin check, token from the upgrade request) and the
+//! hand-off to a per-socket loop. `dispatch` holds what frames mean; `session` the socket loop.
+
+pub mod dispatch;
+pub mod session;
+
+use std::time::Instant;
+
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+
+use crate::error::Error;
+use crate::http::{error_response, RequestAuth};
+use crate::state::AppState;
+pub use dispatch::{SocketCtx, SocketKind, CLOSE_UNAUTHORIZED};
+
+pub async fn ceremony_socket(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    upgrade(req, body, &state, SocketKind::Ceremony, "/ws")
+}
+
+pub async fn echo_socket(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    upgrade(req, body, &state, SocketKind::Echo, "/echo")
+}
+
+pub async fn chat_socket(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    upgrade(req, body, &state, SocketKind::Chat, "/chat")
+}
+
+/// Browsers always send `Origin`; native clients usually do not.
+fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
+    match req.headers().get(actix_web::http::header::ORIGIN) {
+        None => state.config.websocket.allow_missing_origin,
+        Some(value) => value.to_str().is_ok_and(|origin| {
+            state
+                .origins
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+        }),
+    }
+}
+
+fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: &AppState,
+    kind: SocketKind,
+    path: &'static str,
+) -> HttpResponse {
+    if !origin_allowed(&req, state) {
+        let err = Error::bad_request("This Origin may not open WebSockets on this server.");
+        return error_response(&err, actix_web::http::StatusCode::FORBIDDEN);
+    }
+    let auth = req.extensions().get::<RequestAuth>().cloned();
+    let needs_auth = state.endpoints.policy(path) == crate::endpoints::AuthPolicy::Required;
+    let mut ctx = SocketCtx::new(
+        state,
+        kind,
+        path,
+        req.peer_addr().map(|a| a.ip()),
+        Instant::now(),
+    );
+    let mut revocation = None;
+    match auth {
+        Some(RequestAuth::User(info)) => match state.tokens.watch(&info.hash) {
+            Some(watch) => {
+                ctx.user = Some(info.user.clone());
+                ctx.token = Some(info.hash);
+                revocation = Some(watch);
+            }
+            None => {
+                let err = Error::Unauthorized("The token is unknown, expired or revoked.");
+                return crate::http::unauthorized_response(&err, true);
+            }
+        },
+        Some(RequestAuth::Anonymous) => {}
+        None => ctx.awaiting_auth = needs_auth,
+    }
+    let (response, session, stream) = match actix_ws::handle(&req, body) {
+        Ok(parts) => parts,
+        Err(e) => return e.error_response(),
+    };
+    actix_web::rt::spawn(session::run(
+        session,
+        stream,
+        state.clone(),
+        ctx,
+        revocation,
+    ));
+    response
+}

@@ -1,0 +1,195 @@
+//! One socket's life: a single `select!` loop over incoming frames, chat broadcasts, the
+//! heartbeat, the auth deadline and token revocation, then cleanup.
+//!
+//! Invariants: the loop owns the socket and its [`SocketCtx`]; whatever ends it, the guard at the
+//! end cancels the socket's pending ceremonies and marks its token used, so nothing it started
+//! outlives it.
+
+use std::future::pending;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError, Session};
+use tokio::sync::broadcast;
+
+use super::dispatch::{dispatch, unauthorized, verdict_close, Close, SocketCtx, SocketKind};
+use crate::endpoints::Reason;
+use crate::error::Error;
+use crate::protocol::{self, ServerMsg};
+use crate::ratelimit::TokenBucket;
+use crate::state::AppState;
+use crate::tokens::Revocation;
+
+/// Close codes the server uses besides 4401 (see docs/protocol.md).
+pub const CLOSE_TOO_BIG: u16 = 1009;
+pub const CLOSE_POLICY: u16 = 1008;
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_PROTOCOL: u16 = 1002;
+
+/// Cancels what a socket leaves behind, however its loop ends.
+struct Cleanup<'a> {
+    state: &'a AppState,
+    ctx: &'a SocketCtx,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for id in self.ctx.pending_ceremonies() {
+            self.state.ceremonies.pending().cancel(&id);
+        }
+        if let Some(hash) = &self.ctx.token {
+            self.state.tokens.touch(hash);
+        }
+    }
+}
+
+async fn revoked(revocation: &mut Option<Revocation>) {
+    match revocation {
+        Some(r) => r.fired().await,
+        None => pending().await,
+    }
+}
+
+async fn next_broadcast(
+    room: &mut Option<broadcast::Receiver<Arc<str>>>,
+) -> Result<Arc<str>, broadcast::error::RecvError> {
+    match room {
+        Some(rx) => rx.recv().await,
+        None => pending().await,
+    }
+}
+
+/// Runs the socket until it closes.
+pub async fn run(
+    mut session: Session,
+    stream: MessageStream,
+    state: AppState,
+    mut ctx: SocketCtx,
+    mut revocation: Option<Revocation>,
+) {
+    let _open = state.socket_opened();
+    let ws = &state.config.websocket;
+    let mut stream = stream
+        .max_frame_size(ws.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(ws.max_frame_bytes);
+    let heartbeat_timeout = Duration::from_millis(ws.heartbeat_timeout_ms);
+    let mut heartbeat = tokio::time::interval(Duration::from_millis(ws.heartbeat_interval_ms));
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let auth_deadline = tokio::time::sleep(Duration::from_millis(ws.auth_deadline_ms));
+    tokio::pin!(auth_deadline);
+    let mut flood = TokenBucket::new(
+        f64::from(ws.messages_per_second),
+        ws.message_burst,
+        Instant::now(),
+    );
+    let mut room = None;
+    let mut last_seen = Instant::now();
+
+    let close: Option<Close> = loop {
+        if ctx.kind == SocketKind::Chat && room.is_none() && ctx.user.is_some() {
+            room = Some(state.chat.join());
+        }
+        tokio::select! {
+            frame = stream.recv() => {
+                let frame = match frame {
+                    None => break None,
+                    Some(Err(ProtocolError::Overflow)) => break Some(Close {
+                        code: CLOSE_TOO_BIG,
+                        reason: format!("frame larger than {} bytes", ws.max_frame_bytes),
+                    }),
+                    Some(Err(e)) => {
+                        tracing::debug!(socket = ctx.id, error = %e, "websocket protocol error");
+                        break Some(Close { code: CLOSE_PROTOCOL, reason: "protocol error".into() });
+                    }
+                    Some(Ok(frame)) => frame,
+                };
+                let now = Instant::now();
+                last_seen = now;
+                if !matches!(frame, AggregatedMessage::Pong(_)) && !flood.try_take(now) {
+                    break Some(Close { code: CLOSE_POLICY, reason: "too many messages".into() });
+                }
+                match frame {
+                    AggregatedMessage::Text(text) => {
+                        let outcome = dispatch(&mut ctx, &state, &text, now).await;
+                        if let Some(reply) = outcome.reply {
+                            if session.text(reply).await.is_err() {
+                                break None;
+                            }
+                        }
+                        if let Some(watch) = outcome.watch {
+                            revocation = Some(watch);
+                        }
+                        if outcome.close.is_some() {
+                            break outcome.close;
+                        }
+                    }
+                    AggregatedMessage::Binary(bytes) => {
+                        let sent = if ctx.kind == SocketKind::Echo && !ctx.awaiting_auth {
+                            session.binary(bytes).await
+                        } else if ctx.awaiting_auth {
+                            match verdict_close(unauthorized(&state, &ctx, Reason::NotAuthenticated)) {
+                                Some(close) => break Some(close),
+                                None => { ctx.awaiting_auth = false; Ok(()) }
+                            }
+                        } else {
+                            let err = Error::bad_request("Binary frames are not supported; send JSON text.");
+                            session.text(protocol::encode(None, &ServerMsg::error(&err))).await
+                        };
+                        if sent.is_err() {
+                            break None;
+                        }
+                    }
+                    AggregatedMessage::Ping(bytes) => {
+                        if session.pong(&bytes).await.is_err() {
+                            break None;
+                        }
+                    }
+                    AggregatedMessage::Pong(_) => {}
+                    AggregatedMessage::Close(reason) => {
+                        tracing::debug!(socket = ctx.id, ?reason, "client closed");
+                        break None;
+                    }
+                }
+            }
+            message = next_broadcast(&mut room) => match message {
+                Ok(frame) => {
+                    if session.text(&*frame).await.is_err() {
+                        break None;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(socket = ctx.id, missed, "chat member too slow; messages dropped");
+                }
+                Err(broadcast::error::RecvError::Closed) => room = None,
+            },
+            _ = heartbeat.tick() => {
+                if last_seen.elapsed() > heartbeat_timeout {
+                    break Some(Close { code: CLOSE_GOING_AWAY, reason: "heartbeat timeout".into() });
+                }
+                if session.ping(b"").await.is_err() {
+                    break None;
+                }
+            }
+            () = revoked(&mut revocation) => {
+                break Some(Close::unauthorized());
+            }
+            () = &mut auth_deadline, if ctx.awaiting_auth => {
+                match verdict_close(unauthorized(&state, &ctx, Reason::Deadline)) {
+                    Some(close) => break Some(close),
+                    None => ctx.awaiting_auth = false,
+                }
+            }
+        }
+    };
+
+    let _cleanup = Cleanup {
+        state: &state,
+        ctx: &ctx,
+    };
+    let reason = close.map(|c| CloseReason {
+        code: CloseCode::from(c.code),
+        description: Some(c.reason),
+    });
+    let _ = session.close(reason).await;
+}
