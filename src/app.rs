@@ -97,20 +97,26 @@ impl AppBuilder {
             .listen(listener)
             .map_err(|source| StartError::Bind { addr, source })?
             .run();
-        actix_web::rt::spawn(sweep_forever(state.clone()));
+        let (stop_sweeper, stopped) = tokio::sync::oneshot::channel();
+        actix_web::rt::spawn(sweep_until(state.clone(), stopped));
         tracing::info!(addr = %local_addr, rp_id = %config.webauthn.rp_id, "wsauthn listening");
         Ok(App {
             server,
             local_addr,
             state,
+            stop_sweeper,
         })
     }
 }
 
-async fn sweep_forever(state: AppState) {
+/// Sweeps expired tokens and ceremonies until the server stops.
+async fn sweep_until(state: AppState, mut stopped: tokio::sync::oneshot::Receiver<()>) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
-        every.tick().await;
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = &mut stopped => return,
+        }
         let tokens = state.tokens.sweep();
         let ceremonies = state.ceremonies.pending().sweep();
         if tokens + ceremonies > 0 {
@@ -124,6 +130,7 @@ pub struct App {
     server: Server,
     local_addr: SocketAddr,
     state: AppState,
+    stop_sweeper: tokio::sync::oneshot::Sender<()>,
 }
 
 impl App {
@@ -158,6 +165,7 @@ impl App {
     /// flushes the store.
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;
+        let _ = self.stop_sweeper.send(());
         if let Err(e) = self.state.store.flush().await {
             tracing::error!(error = ?e, "final flush failed");
         }

@@ -1,0 +1,278 @@
+#![allow(dead_code)]
+//! Test harness: a real server on port 0 with a temporary sled directory, and real WebSocket and
+//! HTTP clients (awc). `spawn_app` is the zero-to-production pattern.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_codec::Framed;
+use awc::ws::{self, CloseCode, Frame, Message};
+use awc::BoxedSocket;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use wsauthn::clock::ManualClock;
+use wsauthn::softkey::SoftAuthenticator;
+use wsauthn::state::AppState;
+use wsauthn::{App, Config, UnauthorizedHook};
+
+pub const ORIGIN: &str = "http://localhost:8080";
+/// How long any single wait in a test may take before it fails (not a readiness sleep).
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub clock: ManualClock,
+    pub state: AppState,
+    pub handle: actix_web::dev::ServerHandle,
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn clock_secs(&self) -> u64 {
+        use wsauthn::clock::Clock;
+        self.clock.now_ms() / 1000
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Opens a WebSocket with the browser origin.
+    pub async fn ws(&self, path: &str) -> Ws {
+        self.ws_with(path, &[("Origin", ORIGIN)])
+            .await
+            .unwrap_or_else(|e| panic!("cannot open {path}: {e}"))
+    }
+
+    /// Opens a WebSocket with the given headers; the error says why the upgrade failed.
+    pub async fn ws_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Ws, awc::error::WsClientError> {
+        let mut req = awc::Client::new()
+            .ws(self.ws_url(path))
+            .max_frame_size(1 << 20);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let (_, framed) = req.connect().await?;
+        Ok(Ws { framed })
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> (u16, Option<String>, Value) {
+        let mut req = awc::Client::new().get(self.url(path));
+        if let Some(token) = bearer {
+            req = req.insert_header(("Authorization", format!("Bearer {token}")));
+        }
+        let mut res = req.send().await.expect("http request");
+        let status = res.status().as_u16();
+        let www = res
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = res.body().await.expect("body");
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (status, www, json)
+    }
+
+    /// Stops the server and waits until it has released the data directory.
+    pub async fn stop(self) -> std::sync::Arc<tempfile::TempDir> {
+        self.handle.stop(true).await;
+        self.dir
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
+    spawn_in(dir, configure, None::<wsauthn::endpoints::DisconnectHook>).await
+}
+
+pub async fn spawn_in<H: UnauthorizedHook>(
+    dir: std::sync::Arc<tempfile::TempDir>,
+    configure: impl FnOnce(&mut Config),
+    hook: Option<H>,
+) -> TestApp {
+    let mut config = Config::for_tests(dir.path());
+    configure(&mut config);
+    config.validate().expect("test config is valid");
+    let clock = ManualClock::new();
+    let mut builder = App::builder(config).clock(std::sync::Arc::new(clock.clone()));
+    if let Some(hook) = hook {
+        builder = builder.unauthorized_hook(hook);
+    }
+    let app = builder.build().await.expect("server starts");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run());
+    TestApp {
+        addr,
+        clock,
+        state,
+        handle,
+        dir,
+    }
+}
+
+/// What a test client sees next on a socket.
+#[derive(Debug)]
+pub enum Event {
+    Text(Value),
+    Raw(String),
+    Binary(Vec<u8>),
+    Close(Option<u16>, String),
+    Eof,
+}
+
+pub struct Ws {
+    framed: Framed<BoxedSocket, ws::Codec>,
+}
+
+impl Ws {
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.framed
+            .send(Message::Text(text.into().into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.send_text(value.to_string()).await;
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.framed
+            .send(Message::Binary(bytes.into()))
+            .await
+            .expect("send");
+    }
+
+    /// The next frame, answering pings (as every client library does) unless `answer_pings` is
+    /// false.
+    pub async fn next_event(&mut self, answer_pings: bool) -> Event {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.framed.next())
+                .await
+                .expect("timed out waiting for a frame");
+            match frame {
+                None => return Event::Eof,
+                Some(Err(_)) => return Event::Eof,
+                Some(Ok(Frame::Text(bytes))) => {
+                    let text = String::from_utf8(bytes.to_vec()).expect("utf-8");
+                    return match serde_json::from_str(&text) {
+                        Ok(v) => Event::Text(v),
+                        Err(_) => Event::Raw(text),
+                    };
+                }
+                Some(Ok(Frame::Binary(bytes))) => return Event::Binary(bytes.to_vec()),
+                Some(Ok(Frame::Close(reason))) => {
+                    return Event::Close(
+                        reason.as_ref().map(|r| u16::from(r.code)),
+                        reason.and_then(|r| r.description).unwrap_or_default(),
+                    )
+                }
+                Some(Ok(Frame::Ping(bytes))) => {
+                    if answer_pings {
+                        let _ = self.framed.send(Message::Pong(bytes)).await;
+                    }
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The next JSON frame; panics on anything else.
+    pub async fn recv(&mut self) -> Value {
+        match self.next_event(true).await {
+            Event::Text(v) => v,
+            other => panic!("expected a JSON frame, got {other:?}"),
+        }
+    }
+
+    pub async fn request(&mut self, value: Value) -> Value {
+        self.send(value).await;
+        self.recv().await
+    }
+
+    /// Waits for the server to close the socket; returns the close code.
+    pub async fn expect_close(&mut self) -> u16 {
+        loop {
+            match self.next_event(true).await {
+                Event::Close(code, _) => return code.expect("close frame carries a code"),
+                Event::Eof => panic!("connection ended without a close frame"),
+                _ => {}
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self
+            .framed
+            .send(Message::Close(Some(CloseCode::Normal.into())))
+            .await;
+    }
+}
+
+/// Asserts `reply` is an error frame with `code` and returns its message.
+pub fn assert_error(reply: &Value, code: &str) -> String {
+    assert_eq!(reply["type"], "error", "expected error {code}, got {reply}");
+    assert_eq!(reply["code"], code, "{reply}");
+    let message = reply["message"].as_str().expect("message").to_owned();
+    assert!(!message.is_empty());
+    message
+}
+
+/// `register.begin` → the options frame.
+pub async fn register_begin(ws: &mut Ws, username: &str, token: bool) -> Value {
+    let opts = ws
+        .request(json!({"type":"register.begin","id":1,"username":username,"token":token}))
+        .await;
+    assert_eq!(opts["type"], "register.options", "{opts}");
+    opts
+}
+
+/// A full registration; returns the `register.result` (or error) frame.
+pub async fn register(ws: &mut Ws, key: &mut SoftAuthenticator, username: &str, token: bool) -> Value {
+    let opts = register_begin(ws, username, token).await;
+    let credential = key.register(&opts["publicKey"], ORIGIN).expect("authenticator registers");
+    ws.request(json!({"type":"register.finish","id":2,"ceremonyId":opts["ceremonyId"],"credential":credential}))
+        .await
+}
+
+/// `login.begin` (discoverable when `username` is None) → the options frame.
+pub async fn login_begin(ws: &mut Ws, username: Option<&str>, token: bool) -> Value {
+    let mut begin = json!({"type":"login.begin","id":3,"token":token});
+    if let Some(name) = username {
+        begin["username"] = json!(name);
+    }
+    let opts = ws.request(begin).await;
+    assert_eq!(opts["type"], "login.options", "{opts}");
+    opts
+}
+
+/// A full sign-in; returns the `login.result` (or error) frame.
+pub async fn login(ws: &mut Ws, key: &mut SoftAuthenticator, username: Option<&str>, token: bool) -> Value {
+    let opts = login_begin(ws, username, token).await;
+    let credential = key.login(&opts["publicKey"], ORIGIN).expect("authenticator signs");
+    ws.request(json!({"type":"login.finish","id":4,"ceremonyId":opts["ceremonyId"],"credential":credential}))
+        .await
+}
+
+/// Registers `username` on a fresh socket with a token; returns (token, user id, socket).
+pub async fn signed_up(app: &TestApp, key: &mut SoftAuthenticator, username: &str) -> (String, String, Ws) {
+    let mut ws = app.ws("/ws").await;
+    let result = register(&mut ws, key, username, true).await;
+    assert_eq!(result["verified"], "ok", "{result}");
+    let token = result["authentication"]["token"].as_str().expect("token").to_owned();
+    let id = result["user"]["id"].as_str().expect("user id").to_owned();
+    (token, id, ws)
+}
