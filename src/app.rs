@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::web;
+use tokio::sync::watch;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
@@ -18,6 +19,8 @@ use crate::store::Store;
 
 /// How often expired tokens and ceremonies are swept from memory.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// How long `run` waits, after the workers stop, for the last handles to the store to drop.
+pub const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +92,9 @@ impl AppBuilder {
                 .wrap(from_fn(enforce_policy))
                 .configure(move |cfg| routes(cfg, static_dir.as_deref()))
         })
-        .shutdown_timeout(5);
+        .shutdown_timeout(5)
+        // Signals are handled in `run`, so sockets can be closed with 1001 before the workers stop.
+        .disable_signals();
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);
         }
@@ -105,6 +110,7 @@ impl AppBuilder {
             local_addr,
             state,
             stop_sweeper,
+            finished: watch::channel(false).0,
         })
     }
 }
@@ -131,6 +137,8 @@ pub struct App {
     local_addr: SocketAddr,
     state: AppState,
     stop_sweeper: tokio::sync::oneshot::Sender<()>,
+    /// Set once `run` has released everything, the store included.
+    finished: watch::Sender<bool>,
 }
 
 impl App {
@@ -156,19 +164,82 @@ impl App {
         &self.state
     }
 
-    /// A handle that stops the server.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    /// A handle that shuts the server down gracefully.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            server: self.server.handle(),
+            sockets: self.state.shutdown_switch(),
+            finished: self.finished.subscribe(),
+        }
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM, or [`ServerHandle::stop`]), then
-    /// flushes the store.
+    /// Serves until SIGINT/SIGTERM or [`ShutdownHandle::shutdown`], then flushes the store and
+    /// waits (up to [`RELEASE_WAIT`]) until every handle to it is gone, so the data directory
+    /// can be opened again as soon as this returns.
     pub async fn run(self) -> std::io::Result<()> {
+        let on_signal = self.shutdown_handle();
+        actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received; shutting down");
+            on_signal.shutdown().await;
+        });
         let result = self.server.await;
         let _ = self.stop_sweeper.send(());
         if let Err(e) = self.state.store.flush().await {
             tracing::error!(error = ?e, "final flush failed");
         }
+        // Worker threads and socket tasks drop their copies of the state as they wind down.
+        let alive = Arc::downgrade(&self.state.config);
+        drop(self.state);
+        let started = std::time::Instant::now();
+        while alive.strong_count() > 0 && started.elapsed() < RELEASE_WAIT {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if alive.strong_count() > 0 {
+            tracing::warn!("shut down with the store still referenced");
+        }
+        self.finished.send_replace(true);
+        tracing::info!("stopped");
         result
+    }
+}
+
+/// Stops a running server: every socket is closed with 1001 (going away), the workers stop, and
+/// `shutdown` returns once [`App::run`] has released the store.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    server: ServerHandle,
+    sockets: Arc<watch::Sender<bool>>,
+    finished: watch::Receiver<bool>,
+}
+
+impl ShutdownHandle {
+    pub async fn shutdown(&self) {
+        self.sockets.send_replace(true);
+        self.server.stop(true).await;
+        let mut finished = self.finished.clone();
+        let _ = finished.wait_for(|done| *done).await;
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

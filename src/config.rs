@@ -268,11 +268,10 @@ fn parse_origin(key: &str, s: &str) -> Result<Url, ConfigError> {
 }
 
 fn parse_toml(path: &Path, text: &str) -> Result<toml::Table, ConfigError> {
-    text.parse::<toml::Table>()
-        .map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.message().to_owned(),
-        })
+    text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })
 }
 
 /// Overlays `top` on `base`, table by table; any other value replaces the base value.
@@ -388,7 +387,8 @@ mod tests {
         let file = "[webauthn]\nrp_id = \"example.com\"\norigins = [\"https://badexample.com\"]\n";
         let err = Config::from_layers(Some(("f".into(), file.into())), std::iter::empty());
         assert!(err.is_err());
-        let file = "[webauthn]\nrp_id = \"example.com\"\norigins = [\"https://chat.example.com\"]\n";
+        let file =
+            "[webauthn]\nrp_id = \"example.com\"\norigins = [\"https://chat.example.com\"]\n";
         assert!(Config::from_layers(Some(("f".into(), file.into())), std::iter::empty()).is_ok());
     }
 
@@ -402,9 +402,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("server.bind"), "{err}");
-        let err = Config::from_layers(None, env(&[("WSAUTHN__WEBAUTHN__ORIGINS", "[\"ftp://x\"]")]))
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_layers(
+            None,
+            env(&[("WSAUTHN__WEBAUTHN__ORIGINS", "[\"ftp://x\"]")]),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("webauthn.origins"), "{err}");
         let err = Config::from_layers(Some(("f.toml".into(), "[server".into())), env(&[]))
             .unwrap_err()

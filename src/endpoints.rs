@@ -32,11 +32,7 @@ impl Endpoints {
     pub fn from_config(config: &EndpointsConfig) -> Self {
         Endpoints {
             default: config.default,
-            paths: config
-                .paths
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
+            paths: config.paths.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         }
     }
 

@@ -87,7 +87,9 @@ impl Error {
     pub fn log(&self, context: &str) {
         match self {
             Error::Internal(detail) => tracing::error!(context, detail, "internal error"),
-            other => tracing::debug!(context, code = other.code().as_str(), %other, "request refused"),
+            other => {
+                tracing::debug!(context, code = other.code().as_str(), %other, "request refused")
+            }
         }
     }
 }

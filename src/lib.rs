@@ -38,7 +38,7 @@ pub mod store;
 pub mod tokens;
 pub mod ws;
 
-pub use app::{App, AppBuilder, StartError};
+pub use app::{App, AppBuilder, ShutdownHandle, StartError};
 pub use config::Config;
 pub use endpoints::{Reason, Transport, Unauthorized, UnauthorizedHook, Verdict};
 pub use error::{Error, ErrorCode};

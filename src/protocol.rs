@@ -218,11 +218,7 @@ pub enum ServerMsg {
     #[serde(rename = "pong")]
     Pong {},
     #[serde(rename = "message")]
-    Message {
-        from: String,
-        text: String,
-        at: u64,
-    },
+    Message { from: String, text: String, at: u64 },
     #[serde(rename = "error")]
     Error { code: ErrorCode, message: String },
 }
@@ -269,7 +265,11 @@ mod tests {
         let e = decode(r#"{"type":"register.begin","id":1,"username":"alice@example.com","displayName":"Alice","token":true}"#).unwrap();
         assert_eq!(e.id, Some(MsgId::Number(1.into())));
         match e.msg {
-            ClientMsg::RegisterBegin { username, display_name, token } => {
+            ClientMsg::RegisterBegin {
+                username,
+                display_name,
+                token,
+            } => {
                 assert_eq!(username, "alice@example.com");
                 assert_eq!(display_name.as_deref(), Some("Alice"));
                 assert!(token);
@@ -278,20 +278,39 @@ mod tests {
         }
         let e = decode(r#"{"type":"register.begin","username":"bob"}"#).unwrap();
         assert!(e.id.is_none());
-        assert!(matches!(e.msg, ClientMsg::RegisterBegin { token: false, display_name: None, .. }));
+        assert!(matches!(
+            e.msg,
+            ClientMsg::RegisterBegin {
+                token: false,
+                display_name: None,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn login_begin_without_username_is_discoverable() {
         let e = decode(r#"{"type":"login.begin","id":"a"}"#).unwrap();
         assert_eq!(e.id, Some(MsgId::String("a".into())));
-        assert!(matches!(e.msg, ClientMsg::LoginBegin { username: None, token: false }));
+        assert!(matches!(
+            e.msg,
+            ClientMsg::LoginBegin {
+                username: None,
+                token: false
+            }
+        ));
     }
 
     #[test]
     fn small_messages_decode() {
-        assert!(matches!(decode(r#"{"type":"ping","id":7}"#).unwrap().msg, ClientMsg::Ping {}));
-        assert!(matches!(decode(r#"{"type":"logout"}"#).unwrap().msg, ClientMsg::Logout {}));
+        assert!(matches!(
+            decode(r#"{"type":"ping","id":7}"#).unwrap().msg,
+            ClientMsg::Ping {}
+        ));
+        assert!(matches!(
+            decode(r#"{"type":"logout"}"#).unwrap().msg,
+            ClientMsg::Logout {}
+        ));
         assert!(matches!(
             decode(r#"{"type":"auth","token":"AB"}"#).unwrap().msg,
             ClientMsg::Auth { token } if token == "AB"
@@ -311,7 +330,13 @@ mod tests {
         };
         assert_eq!(err("not json").1, "The frame is not valid JSON.");
         assert_eq!(err("[1]").1, "The frame must be a JSON object.");
-        assert_eq!(err(r#"{"id":3}"#), (Some(MsgId::Number(3.into())), "The frame has no \"type\".".into()));
+        assert_eq!(
+            err(r#"{"id":3}"#),
+            (
+                Some(MsgId::Number(3.into())),
+                "The frame has no \"type\".".into()
+            )
+        );
         let (id, msg) = err(r#"{"type":"dance","id":"x"}"#);
         assert_eq!(id, Some(MsgId::String("x".into())));
         assert_eq!(msg, "Unknown message type \"dance\".");
@@ -360,16 +385,31 @@ mod tests {
         );
         golden(
             Some(MsgId::Number(5.into())),
-            ServerMsg::AuthResult { user, expires_at: 7 },
+            ServerMsg::AuthResult {
+                user,
+                expires_at: 7,
+            },
             json!({"type":"auth.result","id":5,"expiresAt":7,
                    "user":{"id":"00000000-0000-0000-0000-000000000000","name":"alice@example.com","displayName":"Alice"}}),
         );
-        golden(Some(MsgId::Number(6.into())), ServerMsg::LogoutResult {}, json!({"type":"logout.result","id":6}));
-        golden(Some(MsgId::Number(7.into())), ServerMsg::Pong {}, json!({"type":"pong","id":7}));
+        golden(
+            Some(MsgId::Number(6.into())),
+            ServerMsg::LogoutResult {},
+            json!({"type":"logout.result","id":6}),
+        );
+        golden(
+            Some(MsgId::Number(7.into())),
+            ServerMsg::Pong {},
+            json!({"type":"pong","id":7}),
+        );
         golden(None, ServerMsg::Pong {}, json!({"type":"pong"}));
         golden(
             None,
-            ServerMsg::Message { from: "bob".into(), text: "hi".into(), at: 12 },
+            ServerMsg::Message {
+                from: "bob".into(),
+                text: "hi".into(),
+                at: 12,
+            },
             json!({"type":"message","from":"bob","text":"hi","at":12}),
         );
         golden(

@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 use crate::ceremony::Ceremonies;
 use crate::chat::ChatRoom;
 use crate::clock::SharedClock;
@@ -25,6 +27,8 @@ pub struct AppState {
     pub origins: Arc<Vec<String>>,
     socket_ids: Arc<AtomicU64>,
     open_sockets: Arc<AtomicU64>,
+    /// Set to true once when the server begins to shut down; sockets close with 1001.
+    shutdown: Arc<watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -58,6 +62,7 @@ impl AppState {
             origins: Arc::new(origins),
             socket_ids: Arc::new(AtomicU64::new(1)),
             open_sockets: Arc::new(AtomicU64::new(0)),
+            shutdown: Arc::new(watch::channel(false).0),
         })
     }
 
@@ -69,6 +74,16 @@ impl AppState {
     pub fn socket_opened(&self) -> OpenSocket {
         self.open_sockets.fetch_add(1, Ordering::Relaxed);
         OpenSocket(self.open_sockets.clone())
+    }
+
+    /// The switch that tells every socket the server is going away.
+    pub fn shutdown_switch(&self) -> Arc<watch::Sender<bool>> {
+        self.shutdown.clone()
+    }
+
+    /// Resolves when the server begins to shut down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     pub fn open_sockets(&self) -> u64 {

@@ -181,7 +181,9 @@ impl Store {
                     return Err(ConflictableTransactionError::Abort(Conflict::UsernameTaken));
                 }
                 if credentials.get(cred_id)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(Conflict::CredentialInUse));
+                    return Err(ConflictableTransactionError::Abort(
+                        Conflict::CredentialInUse,
+                    ));
                 }
                 usernames.insert(name_key.as_bytes(), user.id.as_bytes())?;
                 users.insert(user.id.as_bytes(), user_json.as_slice())?;
@@ -202,7 +204,9 @@ impl Store {
                     return Err(ConflictableTransactionError::Abort(Conflict::UnknownUser));
                 }
                 if credentials.get(cred_id)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(Conflict::CredentialInUse));
+                    return Err(ConflictableTransactionError::Abort(
+                        Conflict::CredentialInUse,
+                    ));
                 }
                 credentials.insert(cred_id, cred_json.as_slice())?;
                 user_credentials.insert(user_cred_key(&cred.user_id, cred_id), &[])?;
@@ -265,21 +269,15 @@ mod tests {
         (dir, store)
     }
 
-    fn user(name: &str) -> UserRecord {
-        UserRecord {
-            id: Uuid::new_v4(),
-            name: name.into(),
-            display_name: name.into(),
-            created_at: 1,
-        }
-    }
-
     #[test]
     fn usernames_are_unique_regardless_of_case_and_spaces() {
         assert_eq!(username_key("  Alice@Example.COM "), "alice@example.com");
         let (_dir, s) = store();
         assert!(s.user_by_name("nobody").unwrap().is_none());
         let _ = s.usernames.insert("alice", Uuid::nil().as_bytes()).unwrap();
-        assert!(s.user_by_name("ALICE").unwrap().is_none(), "index points at no user");
+        assert!(
+            s.user_by_name("ALICE").unwrap().is_none(),
+            "index points at no user"
+        );
     }
 }

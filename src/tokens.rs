@@ -271,7 +271,10 @@ mod tests {
         let (a, _) = t.issue(user()).unwrap();
         let (b, _) = t.issue(user()).unwrap();
         assert_eq!(a.as_str().len(), 64);
-        assert!(a.as_str().bytes().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        assert!(a
+            .as_str()
+            .bytes()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
         assert_ne!(a, b);
         assert_eq!(format!("{a:?}"), "IssuedToken(…)");
     }
@@ -284,10 +287,16 @@ mod tests {
         let found = t.lookup(tok.as_str()).unwrap();
         assert_eq!(found.user.id, u.id);
         assert_eq!(found.hash, info.hash);
-        assert_eq!(t.lookup(&tok.as_str().to_lowercase()).unwrap().user.id, u.id);
+        assert_eq!(
+            t.lookup(&tok.as_str().to_lowercase()).unwrap().user.id,
+            u.id
+        );
         assert_eq!(t.lookup("nope").unwrap_err(), TokenError::Malformed);
         assert_eq!(t.lookup(&"0".repeat(64)).unwrap_err(), TokenError::Invalid);
-        assert_eq!(t.lookup(&"G".repeat(64)).unwrap_err(), TokenError::Malformed);
+        assert_eq!(
+            t.lookup(&"G".repeat(64)).unwrap_err(),
+            TokenError::Malformed
+        );
     }
 
     #[test]

@@ -19,7 +19,10 @@ impl Ceremonies {
         let (options, state) = match username {
             Some(name) => {
                 let name = clean_name("username", name, self.inner.max_username_chars)?;
-                let user = self.store().user_by_name(&name)?.ok_or(Error::UnknownUser)?;
+                let user = self
+                    .store()
+                    .user_by_name(&name)?
+                    .ok_or(Error::UnknownUser)?;
                 let passkeys: Vec<_> = self
                     .store()
                     .credentials_of(&user.id)?
@@ -80,7 +83,9 @@ impl Ceremonies {
                 let record = self
                     .store()
                     .credential(cred_id)?
-                    .ok_or(Error::VerificationFailed("this passkey is not registered here"))?;
+                    .ok_or(Error::VerificationFailed(
+                        "this passkey is not registered here",
+                    ))?;
                 if record.user_id != user_id {
                     return Err(Error::VerificationFailed(
                         "the passkey belongs to another account than its user handle names",
@@ -95,7 +100,10 @@ impl Ceremonies {
         };
         // The stored credential is the authority on ownership and on the counter: the state
         // captured at begin may be stale if another sign-in happened in between.
-        let owner = self.store().credential(result.cred_id())?.map(|r| r.user_id);
+        let owner = self
+            .store()
+            .credential(result.cred_id())?
+            .map(|r| r.user_id);
         if owner != Some(user_id) {
             return Err(Error::VerificationFailed(
                 "this passkey does not belong to the account",

@@ -124,7 +124,9 @@ pub fn build_webauthn(config: &Config) -> Result<Webauthn, Error> {
 fn clean_name(field: &str, value: &str, max_chars: usize) -> Result<String, Error> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        return Err(Error::bad_request(format!("\"{field}\" must not be empty.")));
+        return Err(Error::bad_request(format!(
+            "\"{field}\" must not be empty."
+        )));
     }
     if trimmed.chars().count() > max_chars {
         return Err(Error::bad_request(format!(
@@ -175,7 +177,9 @@ fn verification_error(e: WebauthnError) -> Error {
         W::CredentialPossibleCompromise => {
             "the signature counter did not increase; the passkey may be cloned"
         }
-        W::CredentialCrossOrigin => "the ceremony ran in a cross-origin frame, which is not allowed",
+        W::CredentialCrossOrigin => {
+            "the ceremony ran in a cross-origin frame, which is not allowed"
+        }
         W::AuthenticationFailure | W::SignatureInvalid => "the signature is invalid",
         W::CredentialNotFound => "this passkey is not allowed for this sign-in",
         W::CredentialInsecureCryptography | W::COSEKeyInvalidAlgorithm => {

@@ -15,7 +15,9 @@
 
 use dashmap::DashMap;
 use uuid::Uuid;
-use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyAuthentication, PasskeyRegistration};
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, PasskeyAuthentication, PasskeyRegistration,
+};
 
 use crate::clock::{Millis, SharedClock};
 use crate::error::Error;

@@ -82,7 +82,10 @@ impl Ceremonies {
             user,
             existing,
             token: token_at_begin,
-        } = self.inner.pending.take(ceremony_id, CeremonyKind::Register)?
+        } = self
+            .inner
+            .pending
+            .take(ceremony_id, CeremonyKind::Register)?
         else {
             return Err(Error::CeremonyNotFound);
         };

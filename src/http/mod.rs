@@ -79,7 +79,10 @@ impl ResponseError for Error {
 /// The bearer token of an `Authorization` header: `None` without one (or with another scheme),
 /// `Some("")` for a header that names the Bearer scheme but carries no usable token.
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().unwrap_or("Bearer ");
+    let value = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .unwrap_or("Bearer ");
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -99,23 +102,35 @@ pub async fn enforce_policy<B: MessageBody + 'static>(
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     };
     if state.endpoints.policy(req.path()) == AuthPolicy::None {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     }
     let websocket = is_websocket_upgrade(&req);
     let reason = match bearer_token(req.headers()) {
         Some(token) => match state.tokens.lookup(token) {
             Ok(info) => {
                 req.extensions_mut().insert(RequestAuth::User(info));
-                return next.call(req).await.map(ServiceResponse::map_into_left_body);
+                return next
+                    .call(req)
+                    .await
+                    .map(ServiceResponse::map_into_left_body);
             }
             Err(_) => Reason::InvalidToken,
         },
         // A browser cannot set headers on an upgrade: the socket asks for a first `auth` frame.
         None if websocket => {
-            return next.call(req).await.map(ServiceResponse::map_into_left_body);
+            return next
+                .call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body);
         }
         None => Reason::Missing,
     };
@@ -132,7 +147,10 @@ pub async fn enforce_policy<B: MessageBody + 'static>(
     let response = match verdict {
         Verdict::Allow => {
             req.extensions_mut().insert(RequestAuth::Anonymous);
-            return next.call(req).await.map(ServiceResponse::map_into_left_body);
+            return next
+                .call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body);
         }
         Verdict::Disconnect => {
             let message = match reason {
@@ -189,8 +207,14 @@ mod tests {
     #[test]
     fn every_error_code_has_a_status() {
         assert_eq!(status_of(ErrorCode::Unauthorized), StatusCode::UNAUTHORIZED);
-        assert_eq!(status_of(ErrorCode::RateLimited), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(status_of(ErrorCode::Internal), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            status_of(ErrorCode::RateLimited),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            status_of(ErrorCode::Internal),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
         assert_eq!(status_of(ErrorCode::UsernameTaken), StatusCode::CONFLICT);
     }
 }

@@ -247,7 +247,9 @@ async fn handle(
             token,
         } => {
             let ceremony = resolve(&mut ctx.pending_register, ceremony_id)?;
-            let registered = ceremonies.register_finish(&ceremony, &credential, token).await?;
+            let registered = ceremonies
+                .register_finish(&ceremony, &credential, token)
+                .await?;
             let (user, authentication, watch) = sign_in(ctx, state, registered.signed_in);
             Ok(Outcome {
                 watch,
@@ -282,7 +284,9 @@ async fn handle(
             token,
         } => {
             let ceremony = resolve(&mut ctx.pending_login, ceremony_id)?;
-            let signed_in = ceremonies.login_finish(&ceremony, &credential, token).await?;
+            let signed_in = ceremonies
+                .login_finish(&ceremony, &credential, token)
+                .await?;
             let (user, authentication, watch) = sign_in(ctx, state, signed_in);
             Ok(Outcome {
                 watch,
@@ -379,10 +383,9 @@ fn auth(
 ) -> Result<Outcome, Error> {
     let invalid = Error::Unauthorized("The token is unknown, expired or revoked.");
     let info = state.tokens.lookup(token).map_err(|_| invalid)?;
-    let watch = state
-        .tokens
-        .watch(&info.hash)
-        .ok_or(Error::Unauthorized("The token is unknown, expired or revoked."))?;
+    let watch = state.tokens.watch(&info.hash).ok_or(Error::Unauthorized(
+        "The token is unknown, expired or revoked.",
+    ))?;
     ctx.user = Some(info.user.clone());
     ctx.token = Some(info.hash);
     Ok(Outcome {
@@ -407,14 +410,20 @@ mod tests {
         let mut latest = Some(a);
         assert_eq!(resolve(&mut latest, None).unwrap(), a);
         assert!(latest.is_none());
-        assert!(matches!(resolve(&mut latest, None), Err(Error::CeremonyNotFound)));
+        assert!(matches!(
+            resolve(&mut latest, None),
+            Err(Error::CeremonyNotFound)
+        ));
         let b = Uuid::new_v4();
         assert_eq!(resolve(&mut latest, Some(b)).unwrap(), b);
     }
 
     #[test]
     fn hook_verdicts_map_to_closes() {
-        assert_eq!(verdict_close(Verdict::Disconnect), Some(Close::unauthorized()));
+        assert_eq!(
+            verdict_close(Verdict::Disconnect),
+            Some(Close::unauthorized())
+        );
         assert_eq!(verdict_close(Verdict::Allow), None);
         let close = verdict_close(Verdict::Close {
             code: 4403,

@@ -26,13 +26,14 @@ pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_PROTOCOL: u16 = 1002;
 
-/// Cancels what a socket leaves behind, however its loop ends.
-struct Cleanup<'a> {
-    state: &'a AppState,
-    ctx: &'a SocketCtx,
+/// Owns the socket's context and cancels what the socket leaves behind however its loop ends,
+/// including when the task is dropped mid-await at shutdown.
+struct Live {
+    state: AppState,
+    ctx: SocketCtx,
 }
 
-impl Drop for Cleanup<'_> {
+impl Drop for Live {
     fn drop(&mut self) {
         for id in self.ctx.pending_ceremonies() {
             self.state.ceremonies.pending().cancel(&id);
@@ -64,10 +65,16 @@ pub async fn run(
     mut session: Session,
     stream: MessageStream,
     state: AppState,
-    mut ctx: SocketCtx,
+    ctx: SocketCtx,
     mut revocation: Option<Revocation>,
 ) {
     let _open = state.socket_opened();
+    let mut shutdown = state.shutdown_signal();
+    let mut live = Live {
+        state: state.clone(),
+        ctx,
+    };
+    let ctx = &mut live.ctx;
     let ws = &state.config.websocket;
     let mut stream = stream
         .max_frame_size(ws.max_frame_bytes)
@@ -111,7 +118,7 @@ pub async fn run(
                 }
                 match frame {
                     AggregatedMessage::Text(text) => {
-                        let outcome = dispatch(&mut ctx, &state, &text, now).await;
+                        let outcome = dispatch(ctx, &state, &text, now).await;
                         if let Some(reply) = outcome.reply {
                             if session.text(reply).await.is_err() {
                                 break None;
@@ -128,7 +135,7 @@ pub async fn run(
                         let sent = if ctx.kind == SocketKind::Echo && !ctx.awaiting_auth {
                             session.binary(bytes).await
                         } else if ctx.awaiting_auth {
-                            match verdict_close(unauthorized(&state, &ctx, Reason::NotAuthenticated)) {
+                            match verdict_close(unauthorized(&state, ctx, Reason::NotAuthenticated)) {
                                 Some(close) => break Some(close),
                                 None => { ctx.awaiting_auth = false; Ok(()) }
                             }
@@ -174,8 +181,11 @@ pub async fn run(
             () = revoked(&mut revocation) => {
                 break Some(Close::unauthorized());
             }
+            _ = shutdown.wait_for(|going| *going) => {
+                break Some(Close { code: CLOSE_GOING_AWAY, reason: "server shutting down".into() });
+            }
             () = &mut auth_deadline, if ctx.awaiting_auth => {
-                match verdict_close(unauthorized(&state, &ctx, Reason::Deadline)) {
+                match verdict_close(unauthorized(&state, ctx, Reason::Deadline)) {
                     Some(close) => break Some(close),
                     None => ctx.awaiting_auth = false,
                 }
@@ -183,10 +193,7 @@ pub async fn run(
         }
     };
 
-    let _cleanup = Cleanup {
-        state: &state,
-        ctx: &ctx,
-    };
+    drop(live);
     let reason = close.map(|c| CloseReason {
         code: CloseCode::from(c.code),
         description: Some(c.reason),

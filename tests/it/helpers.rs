@@ -23,7 +23,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub clock: ManualClock,
     pub state: AppState,
-    pub handle: actix_web::dev::ServerHandle,
+    pub handle: wsauthn::ShutdownHandle,
     pub dir: std::sync::Arc<tempfile::TempDir>,
 }
 
@@ -82,8 +82,12 @@ impl TestApp {
 
     /// Stops the server and waits until it has released the data directory.
     pub async fn stop(self) -> std::sync::Arc<tempfile::TempDir> {
-        self.handle.stop(true).await;
-        self.dir
+        let TestApp {
+            state, handle, dir, ..
+        } = self;
+        drop(state);
+        handle.shutdown().await;
+        dir
     }
 }
 
@@ -112,7 +116,7 @@ pub async fn spawn_in<H: UnauthorizedHook>(
     let app = builder.build().await.expect("server starts");
     let addr = app.local_addr();
     let state = app.state().clone();
-    let handle = app.handle();
+    let handle = app.shutdown_handle();
     actix_web::rt::spawn(app.run());
     TestApp {
         addr,
@@ -241,9 +245,16 @@ pub async fn register_begin(ws: &mut Ws, username: &str, token: bool) -> Value {
 }
 
 /// A full registration; returns the `register.result` (or error) frame.
-pub async fn register(ws: &mut Ws, key: &mut SoftAuthenticator, username: &str, token: bool) -> Value {
+pub async fn register(
+    ws: &mut Ws,
+    key: &mut SoftAuthenticator,
+    username: &str,
+    token: bool,
+) -> Value {
     let opts = register_begin(ws, username, token).await;
-    let credential = key.register(&opts["publicKey"], ORIGIN).expect("authenticator registers");
+    let credential = key
+        .register(&opts["publicKey"], ORIGIN)
+        .expect("authenticator registers");
     ws.request(json!({"type":"register.finish","id":2,"ceremonyId":opts["ceremonyId"],"credential":credential}))
         .await
 }
@@ -260,19 +271,69 @@ pub async fn login_begin(ws: &mut Ws, username: Option<&str>, token: bool) -> Va
 }
 
 /// A full sign-in; returns the `login.result` (or error) frame.
-pub async fn login(ws: &mut Ws, key: &mut SoftAuthenticator, username: Option<&str>, token: bool) -> Value {
+pub async fn login(
+    ws: &mut Ws,
+    key: &mut SoftAuthenticator,
+    username: Option<&str>,
+    token: bool,
+) -> Value {
     let opts = login_begin(ws, username, token).await;
-    let credential = key.login(&opts["publicKey"], ORIGIN).expect("authenticator signs");
+    let credential = key
+        .login(&opts["publicKey"], ORIGIN)
+        .expect("authenticator signs");
     ws.request(json!({"type":"login.finish","id":4,"ceremonyId":opts["ceremonyId"],"credential":credential}))
         .await
 }
 
 /// Registers `username` on a fresh socket with a token; returns (token, user id, socket).
-pub async fn signed_up(app: &TestApp, key: &mut SoftAuthenticator, username: &str) -> (String, String, Ws) {
+pub async fn signed_up(
+    app: &TestApp,
+    key: &mut SoftAuthenticator,
+    username: &str,
+) -> (String, String, Ws) {
     let mut ws = app.ws("/ws").await;
     let result = register(&mut ws, key, username, true).await;
     assert_eq!(result["verified"], "ok", "{result}");
-    let token = result["authentication"]["token"].as_str().expect("token").to_owned();
+    let token = result["authentication"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
     let id = result["user"]["id"].as_str().expect("user id").to_owned();
     (token, id, ws)
+}
+
+/// Opens a WebSocket on a server at `addr` (for example a `wsauthn` child process) with the
+/// browser origin.
+pub async fn ws_at(addr: SocketAddr, path: &str) -> Ws {
+    let (_, framed) = awc::Client::new()
+        .ws(format!("ws://{addr}{path}"))
+        .max_frame_size(1 << 20)
+        .header("Origin", ORIGIN)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot open {path} on {addr}: {e}"));
+    Ws { framed }
+}
+
+impl Ws {
+    /// Answers server pings until `count` of them have arrived; panics on any other frame, so
+    /// it also shows the socket stayed open and quiet meanwhile.
+    pub async fn answer_pings(&mut self, count: usize) {
+        let mut seen = 0;
+        while seen < count {
+            let frame = tokio::time::timeout(PATIENCE, self.framed.next())
+                .await
+                .expect("timed out waiting for a ping");
+            match frame {
+                Some(Ok(Frame::Ping(bytes))) => {
+                    seen += 1;
+                    self.framed
+                        .send(Message::Pong(bytes))
+                        .await
+                        .expect("send pong");
+                }
+                other => panic!("expected ping {} of {count}, got {other:?}", seen + 1),
+            }
+        }
+    }
 }
