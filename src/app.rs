@@ -174,8 +174,8 @@ impl App {
     }
 
     /// Serves until SIGINT/SIGTERM or [`ShutdownHandle::shutdown`], then flushes the store and
-    /// waits (up to [`RELEASE_WAIT`]) until every handle to it is gone, so the data directory
-    /// can be opened again as soon as this returns.
+    /// waits (up to [`RELEASE_WAIT`]) until the last handle to it is dropped, so the data
+    /// directory can be opened again as soon as this returns.
     pub async fn run(self) -> std::io::Result<()> {
         let on_signal = self.shutdown_handle();
         actix_web::rt::spawn(async move {
@@ -189,14 +189,11 @@ impl App {
             tracing::error!(error = ?e, "final flush failed");
         }
         // Worker threads and socket tasks drop their copies of the state as they wind down.
-        let alive = Arc::downgrade(&self.state.config);
+        let mut released = self.state.released_signal();
         drop(self.state);
-        let started = std::time::Instant::now();
-        while alive.strong_count() > 0 && started.elapsed() < RELEASE_WAIT {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        if alive.strong_count() > 0 {
-            tracing::warn!("shut down with the store still referenced");
+        let waited = tokio::time::timeout(RELEASE_WAIT, released.wait_for(|done| *done)).await;
+        if waited.is_err() {
+            tracing::warn!("shut down with the store still open after {RELEASE_WAIT:?}");
         }
         self.finished.send_replace(true);
         tracing::info!("stopped");

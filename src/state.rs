@@ -29,6 +29,17 @@ pub struct AppState {
     open_sockets: Arc<AtomicU64>,
     /// Set to true once when the server begins to shut down; sockets close with 1001.
     shutdown: Arc<watch::Sender<bool>>,
+    /// Fires when the last clone of the state, and with it the store, is dropped. Declared last so
+    /// it drops after every other field.
+    released: Arc<Released>,
+}
+
+struct Released(watch::Sender<bool>);
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
 }
 
 impl AppState {
@@ -63,6 +74,7 @@ impl AppState {
             socket_ids: Arc::new(AtomicU64::new(1)),
             open_sockets: Arc::new(AtomicU64::new(0)),
             shutdown: Arc::new(watch::channel(false).0),
+            released: Arc::new(Released(watch::channel(false).0)),
         })
     }
 
@@ -84,6 +96,11 @@ impl AppState {
     /// Resolves when the server begins to shut down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+
+    /// Becomes true once every clone of this state has been dropped (the store is closed).
+    pub fn released_signal(&self) -> watch::Receiver<bool> {
+        self.released.0.subscribe()
     }
 
     pub fn open_sockets(&self) -> u64 {

@@ -1,0 +1,178 @@
+//! Durability: accounts and passkeys outlive the server, whether it stops cleanly or is killed
+//! with SIGKILL the moment it has answered a registration.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+use wsauthn::endpoints::DisconnectHook;
+use wsauthn::softkey::SoftAuthenticator;
+
+use crate::helpers::*;
+
+/// Signs in on a fresh socket and asserts it worked; returns the `login.result`.
+async fn assert_signs_in(
+    ws: &mut Ws,
+    key: &mut SoftAuthenticator,
+    username: Option<&str>,
+) -> Value {
+    let result = login(ws, key, username, true).await;
+    assert_eq!(result["type"], "login.result", "{username:?}: {result}");
+    assert_eq!(result["verified"], "ok", "{result}");
+    result
+}
+
+#[actix_web::test]
+async fn restart_keeps_users_and_passkeys() {
+    let app = spawn_app().await;
+    let mut key = SoftAuthenticator::new();
+    let (_, alice_id, ws) = signed_up(&app, &mut key, "alice").await;
+    ws.close().await;
+
+    let dir = app.stop().await;
+    let app = spawn_in(dir, |_| {}, None::<DisconnectHook>).await;
+
+    let mut ws = app.ws("/ws").await;
+    let by_name = assert_signs_in(&mut ws, &mut key, Some("alice")).await;
+    assert_eq!(by_name["user"]["id"], alice_id.as_str());
+    let mut ws = app.ws("/ws").await;
+    let discoverable = assert_signs_in(&mut ws, &mut key, None).await;
+    assert_eq!(discoverable["user"]["id"], alice_id.as_str());
+    assert_eq!(discoverable["user"]["name"], "alice");
+}
+
+#[actix_web::test]
+async fn passkey_added_to_an_account_survives_a_restart() {
+    let app = spawn_app().await;
+    let mut laptop = SoftAuthenticator::new();
+    let mut phone = SoftAuthenticator::new();
+    let (_, alice_id, mut ws) = signed_up(&app, &mut laptop, "alice").await;
+    let added = register(&mut ws, &mut phone, "alice", false).await;
+    assert_eq!(added["type"], "register.result", "{added}");
+    assert_eq!(added["verified"], "ok", "{added}");
+    assert_eq!(
+        added["user"]["id"],
+        alice_id.as_str(),
+        "a passkey, not a new account"
+    );
+    ws.close().await;
+
+    let dir = app.stop().await;
+    let app = spawn_in(dir, |_| {}, None::<DisconnectHook>).await;
+
+    let mut ws = app.ws("/ws").await;
+    let opts = login_begin(&mut ws, Some("alice"), false).await;
+    let allowed = opts["publicKey"]["allowCredentials"].as_array().unwrap();
+    assert_eq!(allowed.len(), 2, "both passkeys are offered: {opts}");
+    for username in [Some("alice"), None] {
+        for key in [&mut laptop, &mut phone] {
+            let mut ws = app.ws("/ws").await;
+            let result = assert_signs_in(&mut ws, key, username).await;
+            assert_eq!(result["user"]["id"], alice_id.as_str());
+        }
+    }
+}
+
+/// A `wsauthn` child process on a port of its own; killed (SIGKILL) when dropped, so a failing
+/// test leaves no server behind.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts the real binary on `data_dir` and waits for its `wsauthn listening` log line.
+    fn start(data_dir: &Path) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsauthn"));
+        for (var, _) in std::env::vars().filter(|(v, _)| v.starts_with("WSAUTHN__")) {
+            cmd.env_remove(var);
+        }
+        let mut child = cmd
+            .env("WSAUTHN__SERVER__BIND", "127.0.0.1:0")
+            .env("WSAUTHN__SERVER__DATA_DIR", data_dir)
+            .env("WSAUTHN__SERVER__STATIC_DIR", "")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn wsauthn");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads until the address appears, then keeps draining so the pipe never fills.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = listening_addr(&line) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        server.addr = rx
+            .recv_timeout(PATIENCE)
+            .expect("wsauthn logs `wsauthn listening addr=…`");
+        server
+    }
+
+    /// SIGKILL, then reap: the data directory is free again when this returns.
+    fn kill(mut self) {
+        self.child.kill().expect("kill wsauthn");
+        self.child.wait().expect("reap wsauthn");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `addr` of the `wsauthn listening addr=127.0.0.1:PORT rp_id=…` log line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let (_, rest) = line.split_once("wsauthn listening")?;
+    let value = rest
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("addr="))?;
+    value.parse().ok()
+}
+
+#[actix_web::test]
+async fn kill_9_right_after_register_result_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut users: Vec<(String, String, SoftAuthenticator)> = Vec::new();
+    for round in 0..3 {
+        let server = Server::start(dir.path());
+        for (name, id, key) in &mut users {
+            let mut ws = ws_at(server.addr, "/ws").await;
+            let result = assert_signs_in(&mut ws, key, Some(name)).await;
+            assert_eq!(&result["user"]["id"], id.as_str(), "{round}: {name}");
+        }
+        let name = format!("user{round}");
+        let mut key = SoftAuthenticator::new();
+        let mut ws = ws_at(server.addr, "/ws").await;
+        let result = register(&mut ws, &mut key, &name, true).await;
+        server.kill();
+        assert_eq!(result["verified"], "ok", "{result}");
+        let id = result["user"]["id"].as_str().unwrap().to_owned();
+        users.push((name, id, key));
+    }
+
+    let server = Server::start(dir.path());
+    for (name, id, key) in &mut users {
+        let mut ws = ws_at(server.addr, "/ws").await;
+        let by_name = assert_signs_in(&mut ws, key, Some(name)).await;
+        assert_eq!(&by_name["user"]["id"], id.as_str(), "{name}");
+        let mut ws = ws_at(server.addr, "/ws").await;
+        let discoverable = assert_signs_in(&mut ws, key, None).await;
+        assert_eq!(&discoverable["user"]["id"], id.as_str(), "{name}");
+    }
+}
