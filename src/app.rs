@@ -44,6 +44,7 @@ pub struct AppBuilder {
     config: Config,
     clock: SharedClock,
     hook: Arc<dyn UnauthorizedHook>,
+    listener: Option<TcpListener>,
 }
 
 impl AppBuilder {
@@ -59,6 +60,13 @@ impl AppBuilder {
         self
     }
 
+    /// Serves on an already bound listener instead of binding `server.bind`. Tests and embedding
+    /// applications use it to know the port (and so the origin) before the server starts.
+    pub fn listener(mut self, listener: TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
     /// Opens the store, binds the listener and prepares the server; call [`App::run`] next.
     pub async fn build(self) -> Result<App, StartError> {
         let config = self.config;
@@ -70,8 +78,10 @@ impl AppBuilder {
             .map_err(|e| StartError::Setup(format!("{e:?}")))?;
         let config = state.config.clone();
         let addr = config.bind_addr();
-        let listener =
-            TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+        let listener = match self.listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?,
+        };
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
@@ -147,6 +157,7 @@ impl App {
             config,
             clock: Arc::new(SystemClock),
             hook: Arc::new(DisconnectHook),
+            listener: None,
         }
     }
 

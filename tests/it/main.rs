@@ -6,3 +6,4 @@ mod edge;
 mod helpers;
 mod persistence;
 mod sockets;
+mod browser;
