@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::endpoints::{DisconnectHook, UnauthorizedHook};
+use crate::events::{EventHook, Events};
 use crate::http::{enforce_policy, routes};
 use crate::state::AppState;
 use crate::store::Store;
@@ -44,6 +45,7 @@ pub struct AppBuilder {
     config: Config,
     clock: SharedClock,
     hook: Arc<dyn UnauthorizedHook>,
+    events: Option<Arc<dyn EventHook>>,
     listener: Option<TcpListener>,
 }
 
@@ -51,6 +53,13 @@ impl AppBuilder {
     /// Replaces the default unauthorized hook (disconnect: HTTP 401, WebSocket close 4401).
     pub fn unauthorized_hook(mut self, hook: impl UnauthorizedHook) -> Self {
         self.hook = Arc::new(hook);
+        self
+    }
+
+    /// Receives every security event (ceremony outcomes, passkey and session changes) besides
+    /// the `audit` log.
+    pub fn event_hook(mut self, hook: impl EventHook) -> Self {
+        self.events = Some(Arc::new(hook));
         self
     }
 
@@ -74,8 +83,14 @@ impl AppBuilder {
             path: config.server.data_dir.clone(),
             source,
         })?;
-        let state = AppState::new(config, store, self.clock, self.hook)
-            .map_err(|e| StartError::Setup(format!("{e:?}")))?;
+        let state = AppState::new(
+            config,
+            store,
+            self.clock,
+            self.hook,
+            Events::new(self.events),
+        )
+        .map_err(|e| StartError::Setup(format!("{e:?}")))?;
         let config = state.config.clone();
         let addr = config.bind_addr();
         let listener = match self.listener {
@@ -95,12 +110,13 @@ impl AppBuilder {
                 exists
             });
         let data = web::Data::new(state.clone());
+        let body_limit = config.websocket.max_frame_bytes;
         let mut server = actix_web::HttpServer::new(move || {
             let static_dir = static_dir.clone();
             actix_web::App::new()
                 .app_data(data.clone())
                 .wrap(from_fn(enforce_policy))
-                .configure(move |cfg| routes(cfg, static_dir.as_deref()))
+                .configure(move |cfg| routes(cfg, static_dir.as_deref(), body_limit))
         })
         .shutdown_timeout(5)
         // Signals are handled in `run`, so sockets can be closed with 1001 before the workers stop.
@@ -157,6 +173,7 @@ impl App {
             config,
             clock: Arc::new(SystemClock),
             hook: Arc::new(DisconnectHook),
+            events: None,
             listener: None,
         }
     }

@@ -63,6 +63,7 @@ pub struct WebauthnConfig {
 pub struct TokenConfig {
     pub lifetime_secs: u64,
     pub idle_timeout_secs: u64,
+    pub expiry_warning_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +84,7 @@ pub struct LimitsConfig {
     pub max_pending_ceremonies: usize,
     pub ceremonies_per_minute: u32,
     pub max_username_chars: usize,
+    pub max_passkeys_per_user: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,6 +202,11 @@ impl Config {
         if self.tokens.lifetime_secs == 0 || self.tokens.idle_timeout_secs == 0 {
             return invalid("tokens.lifetime_secs and tokens.idle_timeout_secs must be > 0".into());
         }
+        if self.tokens.expiry_warning_secs >= self.tokens.lifetime_secs {
+            return invalid(
+                "tokens.expiry_warning_secs must be smaller than tokens.lifetime_secs".into(),
+            );
+        }
         let ws = &self.websocket;
         if ws.max_frame_bytes < 1024 {
             return invalid("websocket.max_frame_bytes must be at least 1024".into());
@@ -222,12 +229,18 @@ impl Config {
         if l.max_pending_ceremonies == 0
             || l.ceremonies_per_minute == 0
             || l.max_username_chars == 0
+            || l.max_passkeys_per_user == 0
         {
             return invalid("limits.* must all be at least 1".into());
         }
         for path in self.endpoints.paths.keys() {
             if !path.starts_with('/') {
                 return invalid(format!("endpoints.paths key {path:?} must start with '/'"));
+            }
+            if path.contains('*') && !path.ends_with("/*") {
+                return invalid(format!(
+                    "endpoints.paths key {path:?}: '*' may only end a prefix, as in \"/api/*\""
+                ));
             }
         }
         Ok(())
@@ -361,14 +374,14 @@ mod tests {
         let c = Config::from_layers(
             None,
             env(&[
-                ("WSAUTHN__TOKENS__LIFETIME_SECS", "60"),
+                ("WSAUTHN__TOKENS__LIFETIME_SECS", "600"),
                 ("WSAUTHN__SERVER__DATA_DIR", "/tmp/x"),
                 ("WSAUTHN__WEBSOCKET__ALLOW_MISSING_ORIGIN", "false"),
                 ("UNRELATED", "1"),
             ]),
         )
         .unwrap();
-        assert_eq!(c.tokens.lifetime_secs, 60);
+        assert_eq!(c.tokens.lifetime_secs, 600);
         assert_eq!(c.server.data_dir, PathBuf::from("/tmp/x"));
         assert!(!c.websocket.allow_missing_origin);
     }

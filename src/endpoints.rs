@@ -21,23 +21,44 @@ pub enum AuthPolicy {
     None,
 }
 
-/// The policy table, looked up by exact path.
+/// The policy table: exact paths, and prefixes written `/prefix/*` (the longest one that
+/// matches wins); anything else gets the default.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     default: AuthPolicy,
-    paths: HashMap<String, AuthPolicy>,
+    exact: HashMap<String, AuthPolicy>,
+    /// `(prefix ending in '/', policy)`, longest first.
+    prefixes: Vec<(String, AuthPolicy)>,
 }
 
 impl Endpoints {
     pub fn from_config(config: &EndpointsConfig) -> Self {
+        let mut exact = HashMap::new();
+        let mut prefixes = Vec::new();
+        for (path, policy) in &config.paths {
+            match path.strip_suffix('*') {
+                Some(prefix) => prefixes.push((prefix.to_owned(), *policy)),
+                None => {
+                    exact.insert(path.clone(), *policy);
+                }
+            }
+        }
+        prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         Endpoints {
             default: config.default,
-            paths: config.paths.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            exact,
+            prefixes,
         }
     }
 
     pub fn policy(&self, path: &str) -> AuthPolicy {
-        self.paths.get(path).copied().unwrap_or(self.default)
+        if let Some(policy) = self.exact.get(path) {
+            return *policy;
+        }
+        self.prefixes
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map_or(self.default, |(_, policy)| *policy)
     }
 }
 
@@ -121,6 +142,12 @@ mod tests {
         assert_eq!(e.policy("/ws"), AuthPolicy::None);
         assert_eq!(e.policy("/index.html"), AuthPolicy::None);
         assert_eq!(e.policy("/api/me/"), AuthPolicy::None, "exact match only");
+        assert_eq!(
+            e.policy("/api/passkeys/AbC"),
+            AuthPolicy::Required,
+            "prefix rule"
+        );
+        assert_eq!(e.policy("/api/passkeysX"), AuthPolicy::None);
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub enum ErrorCode {
     CredentialInUse,
     Unauthorized,
     RateLimited,
+    NotFound,
+    LastPasskey,
+    PasskeyLimit,
     Internal,
 }
 
@@ -31,6 +34,9 @@ impl ErrorCode {
             ErrorCode::CredentialInUse => "credential_in_use",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::LastPasskey => "last_passkey",
+            ErrorCode::PasskeyLimit => "passkey_limit",
             ErrorCode::Internal => "internal",
         }
     }
@@ -52,8 +58,18 @@ pub enum Error {
     CredentialInUse,
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// A presented token is malformed, unknown, expired or revoked (HTTP adds
+    /// `error="invalid_token"` to its challenge).
+    #[error("The token is unknown, expired or revoked.")]
+    InvalidToken,
     #[error("{0}")]
     RateLimited(&'static str),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("This is the account's last passkey; deleting it needs \"allowLast\": true.")]
+    LastPasskey,
+    #[error("This account already has the most passkeys allowed ({0}).")]
+    PasskeyLimit(u32),
     /// Unexpected: storage or library failure. The string is for the log only.
     #[error("Internal error.")]
     Internal(String),
@@ -68,8 +84,11 @@ impl Error {
             Error::CeremonyNotFound => ErrorCode::CeremonyNotFound,
             Error::VerificationFailed(_) => ErrorCode::VerificationFailed,
             Error::CredentialInUse => ErrorCode::CredentialInUse,
-            Error::Unauthorized(_) => ErrorCode::Unauthorized,
+            Error::Unauthorized(_) | Error::InvalidToken => ErrorCode::Unauthorized,
             Error::RateLimited(_) => ErrorCode::RateLimited,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::LastPasskey => ErrorCode::LastPasskey,
+            Error::PasskeyLimit(_) => ErrorCode::PasskeyLimit,
             Error::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -124,6 +143,9 @@ mod tests {
             ErrorCode::CredentialInUse,
             ErrorCode::Unauthorized,
             ErrorCode::RateLimited,
+            ErrorCode::NotFound,
+            ErrorCode::LastPasskey,
+            ErrorCode::PasskeyLimit,
             ErrorCode::Internal,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());

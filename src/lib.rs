@@ -22,6 +22,8 @@
 //! server with [`App::builder`], and may replace the unauthorized hook and the clock.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod aaguid;
+pub mod api;
 pub mod app;
 pub mod ceremony;
 pub mod chat;
@@ -29,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod endpoints;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod protocol;
 pub mod ratelimit;
@@ -42,6 +45,7 @@ pub use app::{App, AppBuilder, ShutdownHandle, StartError};
 pub use config::Config;
 pub use endpoints::{Reason, Transport, Unauthorized, UnauthorizedHook, Verdict};
 pub use error::{Error, ErrorCode};
+pub use events::{Event, EventHook};
 
 /// Base64url without padding, as WebAuthn's JSON uses it.
 pub fn b64url(bytes: &[u8]) -> String {

@@ -13,7 +13,7 @@ use webauthn_rs::prelude::{
 };
 
 use crate::error::{Error, ErrorCode};
-use crate::tokens::IssuedToken;
+use crate::tokens::{IssuedToken, SessionView};
 
 /// The `id` a client put on a frame; echoed verbatim on the reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,46 +32,104 @@ pub struct Envelope {
     pub msg: ClientMsg,
 }
 
+/// `register.begin` (also the body of `POST /api/register/begin`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterBegin {
+    pub username: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub token: bool,
+}
+
+/// `register.finish` (also the body of `POST /api/register/finish`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterFinish {
+    #[serde(default)]
+    pub ceremony_id: Option<Uuid>,
+    pub credential: Box<RegisterPublicKeyCredential>,
+    #[serde(default)]
+    pub token: bool,
+}
+
+/// `login.begin` (also the body of `POST /api/login/begin`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginBegin {
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub token: bool,
+}
+
+/// `login.finish` (also the body of `POST /api/login/finish`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginFinish {
+    #[serde(default)]
+    pub ceremony_id: Option<Uuid>,
+    pub credential: Box<PublicKeyCredential>,
+    #[serde(default)]
+    pub token: bool,
+}
+
+/// `passkeys.rename` (also the body of `PATCH /api/passkeys/{credentialId}`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasskeyRename {
+    pub credential_id: String,
+    pub label: String,
+}
+
+/// `passkeys.delete`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasskeyDelete {
+    pub credential_id: String,
+    #[serde(default)]
+    pub allow_last: bool,
+}
+
+/// `sessions.revoke`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRevoke {
+    pub session_id: Uuid,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type")]
 pub enum ClientMsg {
-    #[serde(rename = "register.begin", rename_all = "camelCase")]
-    RegisterBegin {
-        username: String,
-        #[serde(default)]
-        display_name: Option<String>,
-        #[serde(default)]
-        token: bool,
-    },
-    #[serde(rename = "register.finish", rename_all = "camelCase")]
-    RegisterFinish {
-        #[serde(default)]
-        ceremony_id: Option<Uuid>,
-        credential: Box<RegisterPublicKeyCredential>,
-        #[serde(default)]
-        token: bool,
-    },
-    #[serde(rename = "login.begin", rename_all = "camelCase")]
-    LoginBegin {
-        #[serde(default)]
-        username: Option<String>,
-        #[serde(default)]
-        token: bool,
-    },
-    #[serde(rename = "login.finish", rename_all = "camelCase")]
-    LoginFinish {
-        #[serde(default)]
-        ceremony_id: Option<Uuid>,
-        credential: Box<PublicKeyCredential>,
-        #[serde(default)]
-        token: bool,
-    },
+    #[serde(rename = "register.begin")]
+    RegisterBegin(RegisterBegin),
+    #[serde(rename = "register.finish")]
+    RegisterFinish(RegisterFinish),
+    #[serde(rename = "login.begin")]
+    LoginBegin(LoginBegin),
+    #[serde(rename = "login.finish")]
+    LoginFinish(LoginFinish),
     #[serde(rename = "auth")]
     Auth { token: String },
     #[serde(rename = "logout")]
     Logout {},
+    #[serde(rename = "refresh")]
+    Refresh {},
     #[serde(rename = "ping")]
     Ping {},
+    #[serde(rename = "passkeys.list")]
+    PasskeysList {},
+    #[serde(rename = "passkeys.rename")]
+    PasskeysRename(PasskeyRename),
+    #[serde(rename = "passkeys.delete")]
+    PasskeysDelete(PasskeyDelete),
+    #[serde(rename = "sessions.list")]
+    SessionsList {},
+    #[serde(rename = "sessions.revoke")]
+    SessionsRevoke(SessionRevoke),
+    #[serde(rename = "sessions.revokeOthers")]
+    SessionsRevokeOthers {},
     /// A chat message (only on `/chat`).
     #[serde(rename = "message")]
     Message { text: String },
@@ -86,19 +144,33 @@ impl ClientMsg {
         "login.finish",
         "auth",
         "logout",
+        "refresh",
         "ping",
+        "passkeys.list",
+        "passkeys.rename",
+        "passkeys.delete",
+        "sessions.list",
+        "sessions.revoke",
+        "sessions.revokeOthers",
         "message",
     ];
 
     pub fn type_name(&self) -> &'static str {
         match self {
-            ClientMsg::RegisterBegin { .. } => "register.begin",
-            ClientMsg::RegisterFinish { .. } => "register.finish",
-            ClientMsg::LoginBegin { .. } => "login.begin",
-            ClientMsg::LoginFinish { .. } => "login.finish",
+            ClientMsg::RegisterBegin(_) => "register.begin",
+            ClientMsg::RegisterFinish(_) => "register.finish",
+            ClientMsg::LoginBegin(_) => "login.begin",
+            ClientMsg::LoginFinish(_) => "login.finish",
             ClientMsg::Auth { .. } => "auth",
             ClientMsg::Logout {} => "logout",
+            ClientMsg::Refresh {} => "refresh",
             ClientMsg::Ping {} => "ping",
+            ClientMsg::PasskeysList {} => "passkeys.list",
+            ClientMsg::PasskeysRename(_) => "passkeys.rename",
+            ClientMsg::PasskeysDelete(_) => "passkeys.delete",
+            ClientMsg::SessionsList {} => "sessions.list",
+            ClientMsg::SessionsRevoke(_) => "sessions.revoke",
+            ClientMsg::SessionsRevokeOthers {} => "sessions.revokeOthers",
             ClientMsg::Message { .. } => "message",
         }
     }
@@ -181,42 +253,140 @@ pub enum Verified {
     Ok,
 }
 
+/// `register.options`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterOptions {
+    pub ceremony_id: Uuid,
+    #[serde(flatten)]
+    pub options: Box<CreationChallengeResponse>,
+}
+
+/// `register.result`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterResult {
+    pub verified: Verified,
+    pub user: UserView,
+    pub credential_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<Authentication>,
+}
+
+/// `login.options`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginOptions {
+    pub ceremony_id: Uuid,
+    #[serde(flatten)]
+    pub options: Box<RequestChallengeResponse>,
+}
+
+/// `login.result`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResult {
+    pub verified: Verified,
+    pub user: UserView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<Authentication>,
+}
+
+/// `auth.result`, and the body of `GET /api/me`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Whoami {
+    pub user: UserView,
+    pub expires_at: u64,
+}
+
+/// `refresh.result`.
+#[derive(Debug, Serialize)]
+pub struct Refreshed {
+    pub authentication: Authentication,
+}
+
+/// One passkey as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasskeyView {
+    /// The credential id, base64url.
+    pub id: String,
+    pub label: String,
+    pub created_at: u64,
+    pub last_used_at: Option<u64>,
+    pub backup_eligible: bool,
+    pub backed_up: bool,
+    pub aaguid: Option<Uuid>,
+    /// The authenticator model, when its AAGUID is a known one.
+    pub authenticator: Option<&'static str>,
+}
+
+/// `passkeys.list.result`.
+#[derive(Debug, Serialize)]
+pub struct PasskeyList {
+    pub passkeys: Vec<PasskeyView>,
+}
+
+/// `passkeys.rename.result`.
+#[derive(Debug, Serialize)]
+pub struct PasskeyRenamed {
+    pub passkey: PasskeyView,
+}
+
+/// `passkeys.delete.result`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasskeyDeleted {
+    pub credential_id: String,
+}
+
+/// `sessions.list.result`.
+#[derive(Debug, Serialize)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+/// `sessions.revoke.result` and `sessions.revokeOthers.result`.
+#[derive(Debug, Serialize)]
+pub struct Revoked {
+    pub revoked: usize,
+}
+
 #[derive(Debug, Serialize)]
 #[serde(tag = "type")]
 pub enum ServerMsg {
-    #[serde(rename = "register.options", rename_all = "camelCase")]
-    RegisterOptions {
-        ceremony_id: Uuid,
-        #[serde(flatten)]
-        options: Box<CreationChallengeResponse>,
-    },
-    #[serde(rename = "register.result", rename_all = "camelCase")]
-    RegisterResult {
-        verified: Verified,
-        user: UserView,
-        credential_id: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        authentication: Option<Authentication>,
-    },
-    #[serde(rename = "login.options", rename_all = "camelCase")]
-    LoginOptions {
-        ceremony_id: Uuid,
-        #[serde(flatten)]
-        options: Box<RequestChallengeResponse>,
-    },
-    #[serde(rename = "login.result", rename_all = "camelCase")]
-    LoginResult {
-        verified: Verified,
-        user: UserView,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        authentication: Option<Authentication>,
-    },
-    #[serde(rename = "auth.result", rename_all = "camelCase")]
-    AuthResult { user: UserView, expires_at: u64 },
+    #[serde(rename = "register.options")]
+    RegisterOptions(RegisterOptions),
+    #[serde(rename = "register.result")]
+    RegisterResult(RegisterResult),
+    #[serde(rename = "login.options")]
+    LoginOptions(LoginOptions),
+    #[serde(rename = "login.result")]
+    LoginResult(LoginResult),
+    #[serde(rename = "auth.result")]
+    AuthResult(Whoami),
     #[serde(rename = "logout.result")]
     LogoutResult {},
+    #[serde(rename = "refresh.result")]
+    RefreshResult(Refreshed),
+    /// Pushed before the socket's token reaches its absolute expiry.
+    #[serde(rename = "expiring", rename_all = "camelCase")]
+    Expiring { expires_at: u64 },
     #[serde(rename = "pong")]
     Pong {},
+    #[serde(rename = "passkeys.list.result")]
+    PasskeysListResult(PasskeyList),
+    #[serde(rename = "passkeys.rename.result")]
+    PasskeysRenameResult(PasskeyRenamed),
+    #[serde(rename = "passkeys.delete.result")]
+    PasskeysDeleteResult(PasskeyDeleted),
+    #[serde(rename = "sessions.list.result")]
+    SessionsListResult(SessionList),
+    #[serde(rename = "sessions.revoke.result")]
+    SessionsRevokeResult(Revoked),
+    #[serde(rename = "sessions.revokeOthers.result")]
+    SessionsRevokeOthersResult(Revoked),
     #[serde(rename = "message")]
     Message { from: String, text: String, at: u64 },
     #[serde(rename = "error")]
@@ -265,11 +435,11 @@ mod tests {
         let e = decode(r#"{"type":"register.begin","id":1,"username":"alice@example.com","displayName":"Alice","token":true}"#).unwrap();
         assert_eq!(e.id, Some(MsgId::Number(1.into())));
         match e.msg {
-            ClientMsg::RegisterBegin {
+            ClientMsg::RegisterBegin(RegisterBegin {
                 username,
                 display_name,
                 token,
-            } => {
+            }) => {
                 assert_eq!(username, "alice@example.com");
                 assert_eq!(display_name.as_deref(), Some("Alice"));
                 assert!(token);
@@ -280,11 +450,11 @@ mod tests {
         assert!(e.id.is_none());
         assert!(matches!(
             e.msg,
-            ClientMsg::RegisterBegin {
+            ClientMsg::RegisterBegin(RegisterBegin {
                 token: false,
                 display_name: None,
                 ..
-            }
+            })
         ));
     }
 
@@ -294,10 +464,10 @@ mod tests {
         assert_eq!(e.id, Some(MsgId::String("a".into())));
         assert!(matches!(
             e.msg,
-            ClientMsg::LoginBegin {
+            ClientMsg::LoginBegin(LoginBegin {
                 username: None,
                 token: false
-            }
+            })
         ));
     }
 
@@ -360,35 +530,35 @@ mod tests {
         };
         golden(
             Some(MsgId::Number(4.into())),
-            ServerMsg::LoginResult {
+            ServerMsg::LoginResult(LoginResult {
                 verified: Verified::Ok,
                 user: user.clone(),
                 authentication: Some(Authentication {
                     token: IssuedToken::from_hex_for_tests("C760"),
                     expires_at: 1_700_000_000,
                 }),
-            },
+            }),
             json!({"type":"login.result","id":4,"verified":"ok",
                    "user":{"id":"00000000-0000-0000-0000-000000000000","name":"alice@example.com","displayName":"Alice"},
                    "authentication":{"token":"C760","expiresAt":1_700_000_000u64}}),
         );
         golden(
             Some(MsgId::String("r".into())),
-            ServerMsg::RegisterResult {
+            ServerMsg::RegisterResult(RegisterResult {
                 verified: Verified::Ok,
                 user: user.clone(),
                 credential_id: "AQID".into(),
                 authentication: None,
-            },
+            }),
             json!({"type":"register.result","id":"r","verified":"ok","credentialId":"AQID",
                    "user":{"id":"00000000-0000-0000-0000-000000000000","name":"alice@example.com","displayName":"Alice"}}),
         );
         golden(
             Some(MsgId::Number(5.into())),
-            ServerMsg::AuthResult {
+            ServerMsg::AuthResult(Whoami {
                 user,
                 expires_at: 7,
-            },
+            }),
             json!({"type":"auth.result","id":5,"expiresAt":7,
                    "user":{"id":"00000000-0000-0000-0000-000000000000","name":"alice@example.com","displayName":"Alice"}}),
         );

@@ -10,6 +10,7 @@ use crate::chat::ChatRoom;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::endpoints::{Endpoints, UnauthorizedHook};
+use crate::events::Events;
 use crate::store::Store;
 use crate::tokens::TokenTable;
 
@@ -21,6 +22,7 @@ pub struct AppState {
     pub store: Store,
     pub endpoints: Arc<Endpoints>,
     pub hook: Arc<dyn UnauthorizedHook>,
+    pub events: Events,
     pub chat: ChatRoom,
     pub clock: SharedClock,
     /// Allowed WebSocket `Origin` values, serialized as browsers send them (no trailing slash).
@@ -48,13 +50,24 @@ impl AppState {
         store: Store,
         clock: SharedClock,
         hook: Arc<dyn UnauthorizedHook>,
+        events: Events,
     ) -> Result<Self, crate::error::Error> {
         let tokens = TokenTable::new(
             config.tokens.lifetime_secs,
             config.tokens.idle_timeout_secs,
             clock.clone(),
+            Some(store.clone()),
+            events.clone(),
         );
-        let ceremonies = Ceremonies::new(&config, store.clone(), tokens.clone(), clock.clone())?;
+        let sessions = tokens.load()?;
+        tracing::info!(sessions, "sessions loaded");
+        let ceremonies = Ceremonies::new(
+            &config,
+            store.clone(),
+            tokens.clone(),
+            clock.clone(),
+            events.clone(),
+        )?;
         let origins = config
             .origins()
             .map_err(|e| crate::error::Error::internal(e.to_string()))?
@@ -68,6 +81,7 @@ impl AppState {
             tokens,
             store,
             hook,
+            events,
             chat: ChatRoom::default(),
             clock,
             origins: Arc::new(origins),

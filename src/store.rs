@@ -6,6 +6,7 @@
 //! - `credentials`: credential id → [`CredentialRecord`] as JSON. Being keyed by credential id,
 //!   this tree *is* the global credential-id index: one id, one account.
 //! - `user_credentials`: user id ‖ credential id → nothing (lists a user's passkeys)
+//! - `sessions`: SHA-256 of a bearer token → [`SessionRecord`] as JSON (see `tokens`)
 //!
 //! Invariants: a user and their first passkey are written in one transaction, and a passkey is
 //! only ever inserted by a transaction that first sees its id absent, so two racing registrations
@@ -29,6 +30,14 @@ pub struct UserRecord {
     pub display_name: String,
     /// Unix seconds.
     pub created_at: u64,
+    /// How many passkeys the account has; kept in the record so the per-user limit is enforced
+    /// inside the same transaction that adds a passkey.
+    #[serde(default = "one")]
+    pub passkeys: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl UserRecord {
@@ -50,6 +59,24 @@ pub struct CredentialRecord {
     /// Unix seconds of the last successful sign-in with it.
     #[serde(default)]
     pub last_used_at: Option<u64>,
+    /// A name its owner gave it.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// The authenticator model's AAGUID, when the authenticator reported one.
+    #[serde(default)]
+    pub aaguid: Option<Uuid>,
+}
+
+/// A persisted session (the token table's write-through copy), keyed by its token's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    pub last_used_ms: u64,
+    pub user_agent: Option<String>,
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// Why a write was refused.
@@ -58,6 +85,9 @@ enum Conflict {
     UsernameTaken,
     CredentialInUse,
     UnknownUser,
+    PasskeyLimit(u32),
+    LastPasskey,
+    NotFound,
 }
 
 impl From<Conflict> for Error {
@@ -66,6 +96,9 @@ impl From<Conflict> for Error {
             Conflict::UsernameTaken => Error::UsernameTaken,
             Conflict::CredentialInUse => Error::CredentialInUse,
             Conflict::UnknownUser => Error::UnknownUser,
+            Conflict::PasskeyLimit(max) => Error::PasskeyLimit(max),
+            Conflict::LastPasskey => Error::LastPasskey,
+            Conflict::NotFound => Error::NotFound("No passkey of yours has this id."),
         }
     }
 }
@@ -78,6 +111,7 @@ pub struct Store {
     usernames: sled::Tree,
     credentials: sled::Tree,
     user_credentials: sled::Tree,
+    sessions: sled::Tree,
 }
 
 /// The key a username is unique under: trimmed and lower-cased, so `Alice@Example.com` and
@@ -117,6 +151,7 @@ impl Store {
             usernames: db.open_tree("usernames")?,
             credentials: db.open_tree("credentials")?,
             user_credentials: db.open_tree("user_credentials")?,
+            sessions: db.open_tree("sessions")?,
             db,
         })
     }
@@ -194,25 +229,133 @@ impl Store {
             .map_err(map_tx)
     }
 
-    /// Adds a passkey to an existing user, atomically with the credential-id index.
-    pub fn add_credential(&self, cred: &CredentialRecord) -> Result<(), Error> {
+    /// Adds a passkey to an existing user, atomically with the credential-id index and the
+    /// user's passkey count, which may not exceed `max_passkeys`.
+    pub fn add_credential(&self, cred: &CredentialRecord, max_passkeys: u32) -> Result<(), Error> {
         let cred_json = to_json(cred)?;
         let cred_id = cred.passkey.cred_id().as_slice();
         (&self.users, &self.credentials, &self.user_credentials)
             .transaction(|(users, credentials, user_credentials)| {
-                if users.get(cred.user_id.as_bytes())?.is_none() {
+                let Some(user) = users.get(cred.user_id.as_bytes())? else {
                     return Err(ConflictableTransactionError::Abort(Conflict::UnknownUser));
+                };
+                let mut user: UserRecord = serde_json::from_slice(&user)
+                    .map_err(|_| ConflictableTransactionError::Abort(Conflict::UnknownUser))?;
+                if user.passkeys >= max_passkeys {
+                    return Err(ConflictableTransactionError::Abort(Conflict::PasskeyLimit(
+                        max_passkeys,
+                    )));
                 }
                 if credentials.get(cred_id)?.is_some() {
                     return Err(ConflictableTransactionError::Abort(
                         Conflict::CredentialInUse,
                     ));
                 }
+                user.passkeys += 1;
+                let user_json = serde_json::to_vec(&user)
+                    .map_err(|_| ConflictableTransactionError::Abort(Conflict::UnknownUser))?;
+                users.insert(user.id.as_bytes(), user_json)?;
                 credentials.insert(cred_id, cred_json.as_slice())?;
                 user_credentials.insert(user_cred_key(&cred.user_id, cred_id), &[])?;
                 Ok(())
             })
             .map_err(map_tx)
+    }
+
+    /// Deletes one of `user_id`'s passkeys. Refuses the last one unless `allow_last`.
+    pub fn delete_credential(
+        &self,
+        user_id: &Uuid,
+        cred_id: &[u8],
+        allow_last: bool,
+    ) -> Result<(), Error> {
+        (&self.users, &self.credentials, &self.user_credentials)
+            .transaction(|(users, credentials, user_credentials)| {
+                let link = user_cred_key(user_id, cred_id);
+                if user_credentials.get(&link)?.is_none() {
+                    return Err(ConflictableTransactionError::Abort(Conflict::NotFound));
+                }
+                let Some(user) = users.get(user_id.as_bytes())? else {
+                    return Err(ConflictableTransactionError::Abort(Conflict::UnknownUser));
+                };
+                let mut user: UserRecord = serde_json::from_slice(&user)
+                    .map_err(|_| ConflictableTransactionError::Abort(Conflict::UnknownUser))?;
+                if user.passkeys <= 1 && !allow_last {
+                    return Err(ConflictableTransactionError::Abort(Conflict::LastPasskey));
+                }
+                user.passkeys = user.passkeys.saturating_sub(1);
+                let user_json = serde_json::to_vec(&user)
+                    .map_err(|_| ConflictableTransactionError::Abort(Conflict::UnknownUser))?;
+                users.insert(user_id.as_bytes(), user_json)?;
+                credentials.remove(cred_id)?;
+                user_credentials.remove(link)?;
+                Ok(())
+            })
+            .map_err(map_tx)
+    }
+
+    /// Renames one of `user_id`'s passkeys; returns the updated record.
+    pub fn rename_credential(
+        &self,
+        user_id: &Uuid,
+        cred_id: &[u8],
+        label: &str,
+    ) -> Result<CredentialRecord, Error> {
+        let mut outcome = Err(Error::NotFound("No passkey of yours has this id."));
+        self.credentials.fetch_and_update(cred_id, |old| {
+            let old = old?;
+            let step = (|| {
+                let mut record: CredentialRecord = from_json(old)?;
+                if record.user_id != *user_id {
+                    return Err(Error::NotFound("No passkey of yours has this id."));
+                }
+                record.label = Some(label.to_owned());
+                Ok((to_json(&record)?, record))
+            })();
+            match step {
+                Ok((bytes, record)) => {
+                    outcome = Ok(record);
+                    Some(bytes)
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    Some(old.to_vec())
+                }
+            }
+        })?;
+        outcome
+    }
+
+    pub fn put_session(&self, hash: &[u8; 32], record: &SessionRecord) -> Result<(), Error> {
+        self.sessions.insert(hash, to_json(record)?)?;
+        Ok(())
+    }
+
+    pub fn remove_session(&self, hash: &[u8; 32]) -> Result<(), Error> {
+        self.sessions.remove(hash)?;
+        Ok(())
+    }
+
+    /// Every persisted session with its token hash.
+    pub fn sessions(&self) -> Result<Vec<([u8; 32], SessionRecord)>, Error> {
+        let mut out = Vec::new();
+        for entry in self.sessions.iter() {
+            let (key, value) = entry?;
+            let hash: [u8; 32] = key
+                .as_ref()
+                .try_into()
+                .map_err(|_| Error::internal("session key is not 32 bytes"))?;
+            out.push((hash, from_json(&value)?));
+        }
+        Ok(out)
+    }
+
+    #[doc(hidden)]
+    pub fn put_user_for_tests(&self, user: &UserRecord) -> Result<(), Error> {
+        self.users.insert(user.id.as_bytes(), to_json(user)?)?;
+        self.usernames
+            .insert(username_key(&user.name).as_bytes(), user.id.as_bytes())?;
+        Ok(())
     }
 
     /// Records a successful sign-in: the new counter and backup flags, and the time of use.

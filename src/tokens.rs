@@ -1,27 +1,39 @@
-//! Bearer tokens: issue, look up, expire, revoke, and tell live sockets when theirs is revoked.
+//! Bearer tokens and the sessions behind them: issue, look up, refresh, expire, revoke, persist,
+//! and tell live sockets when their session changes.
 //!
 //! Invariants:
 //! - A token is 32 bytes from the operating system's CSPRNG, shown to the client once as 64
-//!   upper-case hex digits. The table keeps only its SHA-256, so neither memory nor logs hold a
-//!   usable token, and a lookup cannot leak the token through timing.
-//! - A token dies at `created + lifetime` whatever happens, and earlier when it has been unused
-//!   for the idle timeout. A socket that authenticated with it counts as use while it is open.
-//! - Every socket that authenticated with a token holds a [`Revocation`]; removing the token
-//!   from the table (logout, absolute expiry) fires all of them at once.
+//!   upper-case hex digits. Memory and disk keep only its SHA-256, so neither holds a usable
+//!   token, and a lookup cannot leak the token through timing.
+//! - A session has a stable public id; its token can be refreshed (the old one stops working at
+//!   once, sockets bound to the session carry on) until the session ends.
+//! - A session ends at its absolute expiry (`issued or refreshed + lifetime`), when unused for the
+//!   idle timeout (a socket bound to it counts as use while open), or when revoked. Ending it
+//!   signals [`Ended`](SessionSignal::Ended) to every bound socket at once.
+//! - With a store, every session is written through to sled keyed by its token hash, so a restart
+//!   keeps people signed in. Last-use times are written at most once a minute per session.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use serde::Serialize;
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::clock::{Millis, SharedClock};
+use crate::error::Error;
+use crate::events::{EndReason, Event, Events};
 use crate::protocol::UserView;
+use crate::store::{SessionRecord, Store};
 
 /// SHA-256 of a token's 32 bytes: the table key.
 pub type TokenHash = [u8; 32];
+
+/// How stale a persisted last-use time may get.
+const PERSIST_LAST_USE_EVERY_MS: Millis = 60_000;
 
 /// A freshly issued token: the only place its text exists. Debug never prints it.
 #[derive(Clone, PartialEq, Eq, Serialize)]
@@ -45,13 +57,34 @@ impl fmt::Debug for IssuedToken {
     }
 }
 
+/// Where a session was created from, shown when its user lists their sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionMeta {
+    pub user_agent: Option<String>,
+    pub address: Option<IpAddr>,
+}
+
 /// What a valid token stands for.
 #[derive(Debug, Clone)]
 pub struct TokenInfo {
     pub user: Arc<UserView>,
-    pub hash: TokenHash,
+    pub session: Uuid,
     /// Absolute expiry, Unix seconds.
     pub expires_at: u64,
+}
+
+/// A session as its user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub id: Uuid,
+    pub created_at: u64,
+    pub last_used_at: u64,
+    pub expires_at: u64,
+    pub user_agent: Option<String>,
+    pub address: Option<IpAddr>,
+    /// True for the session the request itself uses.
+    pub current: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -62,158 +95,393 @@ pub enum TokenError {
     Invalid,
 }
 
-/// Fires when the token a socket authenticated with is revoked or expires.
+/// What a bound socket is told about its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionSignal {
+    /// The session lives until `expires_ms` (changes when the token is refreshed).
+    Live { expires_ms: Millis },
+    /// Revoked or expired: the socket must close.
+    Ended,
+}
+
+/// A socket's subscription to its session.
 #[derive(Debug)]
-pub struct Revocation(watch::Receiver<()>);
+pub struct Revocation(watch::Receiver<SessionSignal>);
 
 impl Revocation {
-    /// Resolves once the token is gone from the table.
+    pub fn current(&self) -> SessionSignal {
+        *self.0.borrow()
+    }
+
+    /// Waits for the next change; `Ended` also when the session is gone.
+    pub async fn changed(&mut self) -> SessionSignal {
+        match self.0.changed().await {
+            Ok(()) => *self.0.borrow_and_update(),
+            Err(_) => SessionSignal::Ended,
+        }
+    }
+
+    /// Resolves once the session has ended.
     pub async fn fired(&mut self) {
-        // The sender lives in the table entry and never sends: `changed` returns only when the
-        // entry, and with it the sender, is dropped.
-        while self.0.changed().await.is_ok() {}
+        while self.changed().await != SessionSignal::Ended {}
     }
 }
 
-struct Entry {
+struct Session {
+    id: Uuid,
     user: Arc<UserView>,
-    expires_ms: Millis,
+    /// The current token's hash; replaced on refresh.
+    hash: Mutex<TokenHash>,
+    created_ms: Millis,
+    expires_ms: AtomicU64,
     last_used_ms: AtomicU64,
-    sockets: watch::Sender<()>,
+    persisted_last_used_ms: AtomicU64,
+    meta: SessionMeta,
+    sockets: watch::Sender<SessionSignal>,
 }
 
-impl Entry {
+impl Session {
     fn is_expired(&self, now: Millis, idle_ms: Millis) -> bool {
-        if now >= self.expires_ms {
+        if now >= self.expires_ms.load(Ordering::Relaxed) {
             return true;
         }
         let idle = now.saturating_sub(self.last_used_ms.load(Ordering::Relaxed)) >= idle_ms;
         idle && self.sockets.receiver_count() == 0
     }
+
+    fn hash(&self) -> TokenHash {
+        *self.hash.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn info(&self) -> TokenInfo {
+        TokenInfo {
+            user: self.user.clone(),
+            session: self.id,
+            expires_at: self.expires_ms.load(Ordering::Relaxed) / 1000,
+        }
+    }
+
+    fn record(&self) -> SessionRecord {
+        SessionRecord {
+            id: self.id,
+            user_id: self.user.id,
+            created_ms: self.created_ms,
+            expires_ms: self.expires_ms.load(Ordering::Relaxed),
+            last_used_ms: self.last_used_ms.load(Ordering::Relaxed),
+            user_agent: self.meta.user_agent.clone(),
+            address: self.meta.address,
+        }
+    }
 }
 
-/// The in-memory token table. Cheap to clone: clones share the table.
+/// The session table. Cheap to clone: clones share the table.
 #[derive(Clone)]
 pub struct TokenTable {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    map: DashMap<TokenHash, Entry>,
+    by_hash: DashMap<TokenHash, Arc<Session>>,
+    by_id: DashMap<Uuid, Arc<Session>>,
     lifetime_ms: Millis,
     idle_ms: Millis,
     clock: SharedClock,
+    store: Option<Store>,
+    events: Events,
 }
 
 impl TokenTable {
-    pub fn new(lifetime_secs: u64, idle_secs: u64, clock: SharedClock) -> Self {
+    pub fn new(
+        lifetime_secs: u64,
+        idle_secs: u64,
+        clock: SharedClock,
+        store: Option<Store>,
+        events: Events,
+    ) -> Self {
         TokenTable {
             inner: Arc::new(Inner {
-                map: DashMap::new(),
+                by_hash: DashMap::new(),
+                by_id: DashMap::new(),
                 lifetime_ms: lifetime_secs.saturating_mul(1000),
                 idle_ms: idle_secs.saturating_mul(1000),
                 clock,
+                store,
+                events,
             }),
         }
     }
 
-    /// Issues a new token for `user`.
-    pub fn issue(&self, user: Arc<UserView>) -> Result<(IssuedToken, TokenInfo), getrandom::Error> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)?;
-        let now = self.inner.clock.now_ms();
-        let hash = openssl::sha::sha256(&bytes);
-        let expires_ms = now.saturating_add(self.inner.lifetime_ms);
-        let (sockets, _) = watch::channel(());
-        self.inner.map.insert(
-            hash,
-            Entry {
-                user: user.clone(),
-                expires_ms,
-                last_used_ms: AtomicU64::new(now),
-                sockets,
-            },
-        );
-        let info = TokenInfo {
-            user,
-            hash,
-            expires_at: expires_ms / 1000,
+    /// Loads the persisted sessions (at start). Expired ones and those of deleted users are
+    /// dropped from disk. Returns how many were loaded.
+    pub fn load(&self) -> Result<usize, Error> {
+        let Some(store) = &self.inner.store else {
+            return Ok(0);
         };
-        Ok((IssuedToken(encode_hex_upper(&bytes)), info))
+        let now = self.inner.clock.now_ms();
+        let mut loaded = 0;
+        for (hash, record) in store.sessions()? {
+            let user = match store.user(&record.user_id)? {
+                Some(user) if now < record.expires_ms => user,
+                _ => {
+                    store.remove_session(&hash)?;
+                    continue;
+                }
+            };
+            let session = Arc::new(Session {
+                id: record.id,
+                user: Arc::new(user.view()),
+                hash: Mutex::new(hash),
+                created_ms: record.created_ms,
+                expires_ms: AtomicU64::new(record.expires_ms),
+                last_used_ms: AtomicU64::new(record.last_used_ms),
+                persisted_last_used_ms: AtomicU64::new(record.last_used_ms),
+                meta: SessionMeta {
+                    user_agent: record.user_agent,
+                    address: record.address,
+                },
+                sockets: watch::channel(SessionSignal::Live {
+                    expires_ms: record.expires_ms,
+                })
+                .0,
+            });
+            self.inner.by_hash.insert(hash, session.clone());
+            self.inner.by_id.insert(record.id, session);
+            loaded += 1;
+        }
+        Ok(loaded)
     }
 
-    /// Looks a presented token up, sliding its idle timer. An expired token is removed.
+    /// Starts a session for `user` and returns its token.
+    pub fn issue(
+        &self,
+        user: Arc<UserView>,
+        meta: SessionMeta,
+    ) -> Result<(IssuedToken, TokenInfo), Error> {
+        let (token, hash) = new_token()?;
+        let now = self.inner.clock.now_ms();
+        let expires_ms = now.saturating_add(self.inner.lifetime_ms);
+        let session = Arc::new(Session {
+            id: Uuid::new_v4(),
+            user,
+            hash: Mutex::new(hash),
+            created_ms: now,
+            expires_ms: AtomicU64::new(expires_ms),
+            last_used_ms: AtomicU64::new(now),
+            persisted_last_used_ms: AtomicU64::new(now),
+            meta,
+            sockets: watch::channel(SessionSignal::Live { expires_ms }).0,
+        });
+        self.persist(&hash, &session)?;
+        self.inner.by_hash.insert(hash, session.clone());
+        self.inner.by_id.insert(session.id, session.clone());
+        self.inner.events.emit(Event::SessionCreated {
+            user: session.user.id,
+            session: session.id,
+            address: session.meta.address,
+        });
+        Ok((token, session.info()))
+    }
+
+    /// Looks a presented token up, sliding its idle timer. An expired session is ended.
     pub fn lookup(&self, token: &str) -> Result<TokenInfo, TokenError> {
         let bytes = decode_hex_32(token).ok_or(TokenError::Malformed)?;
         let hash = openssl::sha::sha256(&bytes);
-        self.lookup_hash(&hash)
-    }
-
-    pub fn lookup_hash(&self, hash: &TokenHash) -> Result<TokenInfo, TokenError> {
         let now = self.inner.clock.now_ms();
-        let found = self.inner.map.get(hash).map(|entry| {
-            if entry.is_expired(now, self.inner.idle_ms) {
-                None
-            } else {
-                entry.last_used_ms.fetch_max(now, Ordering::Relaxed);
-                Some(TokenInfo {
-                    user: entry.user.clone(),
-                    hash: *hash,
-                    expires_at: entry.expires_ms / 1000,
-                })
+        let session = self
+            .inner
+            .by_hash
+            .get(&hash)
+            .map(|s| s.value().clone())
+            .ok_or(TokenError::Invalid)?;
+        if session.is_expired(now, self.inner.idle_ms) {
+            self.end(&session.id, EndReason::Expired, true);
+            return Err(TokenError::Invalid);
+        }
+        self.mark_used(&session, now);
+        Ok(session.info())
+    }
+
+    fn mark_used(&self, session: &Session, now: Millis) {
+        session.last_used_ms.fetch_max(now, Ordering::Relaxed);
+        let persisted = session.persisted_last_used_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(persisted) >= PERSIST_LAST_USE_EVERY_MS
+            && session
+                .persisted_last_used_ms
+                .compare_exchange(persisted, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            if let Err(e) = self.persist(&session.hash(), session) {
+                e.log("persist session last use");
             }
-        });
-        match found {
-            Some(Some(info)) => Ok(info),
-            Some(None) => {
-                // The read guard is gone; re-check under the write lock before removing.
-                self.inner
-                    .map
-                    .remove_if(hash, |_, e| e.is_expired(now, self.inner.idle_ms));
-                Err(TokenError::Invalid)
-            }
-            None => Err(TokenError::Invalid),
         }
     }
 
-    /// Subscribes a socket to the token's revocation. `None` if the token is already gone.
-    pub fn watch(&self, hash: &TokenHash) -> Option<Revocation> {
+    fn persist(&self, hash: &TokenHash, session: &Session) -> Result<(), Error> {
+        match &self.inner.store {
+            Some(store) => store.put_session(hash, &session.record()),
+            None => Ok(()),
+        }
+    }
+
+    /// Subscribes a socket to its session. `None` if the session is already gone.
+    pub fn watch(&self, session: &Uuid) -> Option<Revocation> {
         self.inner
-            .map
-            .get(hash)
-            .map(|e| Revocation(e.sockets.subscribe()))
+            .by_id
+            .get(session)
+            .map(|s| Revocation(s.sockets.subscribe()))
     }
 
-    /// Marks a token used now; sockets call this when they close so the idle timer restarts.
-    pub fn touch(&self, hash: &TokenHash) {
-        if let Some(e) = self.inner.map.get(hash) {
-            e.last_used_ms
-                .fetch_max(self.inner.clock.now_ms(), Ordering::Relaxed);
+    /// Marks a session used now; sockets call this when they close so the idle timer restarts.
+    pub fn touch(&self, session: &Uuid) {
+        if let Some(s) = self.inner.by_id.get(session).map(|s| s.value().clone()) {
+            self.mark_used(&s, self.inner.clock.now_ms());
         }
     }
 
-    /// Revokes a token; every socket that authenticated with it is told at once.
-    pub fn revoke(&self, hash: &TokenHash) -> bool {
-        self.inner.map.remove(hash).is_some()
+    /// Replaces the session's token: the old one stops working now, the new one lives a full
+    /// lifetime, and sockets bound to the session carry on (they are told the new expiry).
+    pub fn refresh(&self, session: &Uuid) -> Result<(IssuedToken, TokenInfo), Error> {
+        let s = self
+            .inner
+            .by_id
+            .get(session)
+            .map(|s| s.value().clone())
+            .ok_or(Error::Unauthorized("This session has ended."))?;
+        let now = self.inner.clock.now_ms();
+        if s.is_expired(now, self.inner.idle_ms) {
+            self.end(session, EndReason::Expired, true);
+            return Err(Error::Unauthorized("This session has ended."));
+        }
+        let (token, hash) = new_token()?;
+        let old = {
+            let mut current = s.hash.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *current, hash)
+        };
+        let expires_ms = now.saturating_add(self.inner.lifetime_ms);
+        s.expires_ms.store(expires_ms, Ordering::Relaxed);
+        s.last_used_ms.fetch_max(now, Ordering::Relaxed);
+        self.inner.by_hash.remove(&old);
+        self.inner.by_hash.insert(hash, s.clone());
+        if let Some(store) = &self.inner.store {
+            store.remove_session(&old)?;
+        }
+        self.persist(&hash, &s)?;
+        s.sockets.send_replace(SessionSignal::Live { expires_ms });
+        self.inner.events.emit(Event::SessionRefreshed {
+            user: s.user.id,
+            session: s.id,
+        });
+        Ok((token, s.info()))
     }
 
-    /// Removes expired tokens (firing their sockets' revocations). Returns how many.
+    /// Ends a session; every socket bound to it is told at once. Returns whether it existed.
+    pub fn revoke(&self, session: &Uuid, reason: EndReason) -> bool {
+        self.end(session, reason, false)
+    }
+
+    /// Ends every session of `user` except `keep`. Returns how many ended.
+    pub fn revoke_others(&self, user: &Uuid, keep: &Uuid) -> usize {
+        let others: Vec<Uuid> = self
+            .inner
+            .by_id
+            .iter()
+            .filter(|s| s.user.id == *user && s.id != *keep)
+            .map(|s| s.id)
+            .collect();
+        others
+            .iter()
+            .filter(|id| self.end(id, EndReason::Revoked, false))
+            .count()
+    }
+
+    /// The live sessions of `user`, newest first; `current` marks the caller's own.
+    pub fn sessions_of(&self, user: &Uuid, current: Option<&Uuid>) -> Vec<SessionView> {
+        let now = self.inner.clock.now_ms();
+        let mut sessions: Vec<SessionView> = self
+            .inner
+            .by_id
+            .iter()
+            .filter(|s| s.user.id == *user && !s.is_expired(now, self.inner.idle_ms))
+            .map(|s| SessionView {
+                id: s.id,
+                created_at: s.created_ms / 1000,
+                last_used_at: s.last_used_ms.load(Ordering::Relaxed) / 1000,
+                expires_at: s.expires_ms.load(Ordering::Relaxed) / 1000,
+                user_agent: s.meta.user_agent.clone(),
+                address: s.meta.address,
+                current: current == Some(&s.id),
+            })
+            .collect();
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sessions
+    }
+
+    /// Ends the session if it is (still) expired, or unconditionally when `only_if_expired` is
+    /// false. Only the caller that removes it emits the event.
+    fn end(&self, session: &Uuid, reason: EndReason, only_if_expired: bool) -> bool {
+        let now = self.inner.clock.now_ms();
+        let removed = if only_if_expired {
+            self.inner
+                .by_id
+                .remove_if(session, |_, s| s.is_expired(now, self.inner.idle_ms))
+        } else {
+            self.inner.by_id.remove(session)
+        };
+        let Some((_, s)) = removed else {
+            return false;
+        };
+        let hash = s.hash();
+        self.inner.by_hash.remove(&hash);
+        if let Some(store) = &self.inner.store {
+            if let Err(e) = store.remove_session(&hash) {
+                e.log("remove session");
+            }
+        }
+        s.sockets.send_replace(SessionSignal::Ended);
+        self.inner.events.emit(Event::SessionEnded {
+            user: s.user.id,
+            session: s.id,
+            reason,
+        });
+        true
+    }
+
+    /// Ends the session if its time has come; sockets call this when their expiry timer fires.
+    pub fn expire_if_due(&self, session: &Uuid) -> bool {
+        self.end(session, EndReason::Expired, true)
+    }
+
+    /// Ends every expired session. Returns how many.
     pub fn sweep(&self) -> usize {
         let now = self.inner.clock.now_ms();
-        let before = self.inner.map.len();
-        self.inner
-            .map
-            .retain(|_, e| !e.is_expired(now, self.inner.idle_ms));
-        before.saturating_sub(self.inner.map.len())
+        let expired: Vec<Uuid> = self
+            .inner
+            .by_id
+            .iter()
+            .filter(|s| s.is_expired(now, self.inner.idle_ms))
+            .map(|s| s.id)
+            .collect();
+        expired
+            .iter()
+            .filter(|id| self.end(id, EndReason::Expired, true))
+            .count()
     }
 
     pub fn len(&self) -> usize {
-        self.inner.map.len()
+        self.inner.by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inner.map.is_empty()
+        self.inner.by_id.is_empty()
     }
+}
+
+fn new_token() -> Result<(IssuedToken, TokenHash), Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::internal(format!("no randomness for a token: {e}")))?;
+    let hash = openssl::sha::sha256(&bytes);
+    Ok((IssuedToken(encode_hex_upper(&bytes)), hash))
 }
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
@@ -247,120 +515,4 @@ fn decode_hex_32(s: &str) -> Option<[u8; 32]> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::ManualClock;
-    use std::time::Duration;
-    use uuid::Uuid;
-
-    fn table(clock: &ManualClock) -> TokenTable {
-        TokenTable::new(86_400, 3_600, Arc::new(clock.clone()))
-    }
-
-    fn user() -> Arc<UserView> {
-        Arc::new(UserView {
-            id: Uuid::new_v4(),
-            name: "alice".into(),
-            display_name: "Alice".into(),
-        })
-    }
-
-    #[test]
-    fn issued_tokens_are_64_upper_hex_and_distinct() {
-        let t = table(&ManualClock::new());
-        let (a, _) = t.issue(user()).unwrap();
-        let (b, _) = t.issue(user()).unwrap();
-        assert_eq!(a.as_str().len(), 64);
-        assert!(a
-            .as_str()
-            .bytes()
-            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
-        assert_ne!(a, b);
-        assert_eq!(format!("{a:?}"), "IssuedToken(…)");
-    }
-
-    #[test]
-    fn lookup_finds_the_user_and_rejects_others() {
-        let t = table(&ManualClock::new());
-        let u = user();
-        let (tok, info) = t.issue(u.clone()).unwrap();
-        let found = t.lookup(tok.as_str()).unwrap();
-        assert_eq!(found.user.id, u.id);
-        assert_eq!(found.hash, info.hash);
-        assert_eq!(
-            t.lookup(&tok.as_str().to_lowercase()).unwrap().user.id,
-            u.id
-        );
-        assert_eq!(t.lookup("nope").unwrap_err(), TokenError::Malformed);
-        assert_eq!(t.lookup(&"0".repeat(64)).unwrap_err(), TokenError::Invalid);
-        assert_eq!(
-            t.lookup(&"G".repeat(64)).unwrap_err(),
-            TokenError::Malformed
-        );
-    }
-
-    #[test]
-    fn the_table_keeps_no_raw_token() {
-        let t = table(&ManualClock::new());
-        let (tok, info) = t.issue(user()).unwrap();
-        assert!(t.inner.map.iter().all(|e| *e.key() == info.hash));
-        assert_ne!(&info.hash[..], decode_hex_32(tok.as_str()).unwrap());
-    }
-
-    #[test]
-    fn idle_timeout_slides_with_use_and_expires_unused_tokens() {
-        let clock = ManualClock::new();
-        let t = table(&clock);
-        let (tok, _) = t.issue(user()).unwrap();
-        clock.advance(Duration::from_secs(3_000));
-        assert!(t.lookup(tok.as_str()).is_ok());
-        clock.advance(Duration::from_secs(3_000));
-        assert!(t.lookup(tok.as_str()).is_ok(), "use slid the idle timer");
-        clock.advance(Duration::from_secs(3_600));
-        assert_eq!(t.lookup(tok.as_str()).unwrap_err(), TokenError::Invalid);
-        assert!(t.is_empty(), "an expired token is removed on lookup");
-    }
-
-    #[test]
-    fn absolute_lifetime_ends_even_a_busy_token() {
-        let clock = ManualClock::new();
-        let t = table(&clock);
-        let (tok, info) = t.issue(user()).unwrap();
-        let _socket = t.watch(&info.hash).unwrap();
-        for _ in 0..24 {
-            clock.advance(Duration::from_secs(3_599));
-            assert!(t.lookup(tok.as_str()).is_ok());
-        }
-        clock.advance(Duration::from_secs(100));
-        assert!(t.lookup(tok.as_str()).is_err());
-    }
-
-    #[test]
-    fn a_live_socket_keeps_an_idle_token_alive() {
-        let clock = ManualClock::new();
-        let t = table(&clock);
-        let (tok, info) = t.issue(user()).unwrap();
-        let socket = t.watch(&info.hash).unwrap();
-        clock.advance(Duration::from_secs(7_200));
-        assert_eq!(t.sweep(), 0);
-        drop(socket);
-        t.touch(&info.hash);
-        assert!(t.lookup(tok.as_str()).is_ok());
-        clock.advance(Duration::from_secs(3_600));
-        assert_eq!(t.sweep(), 1);
-    }
-
-    #[tokio::test]
-    async fn revoking_fires_every_watching_socket() {
-        let t = table(&ManualClock::new());
-        let (tok, info) = t.issue(user()).unwrap();
-        let mut a = t.watch(&info.hash).unwrap();
-        let mut b = t.watch(&info.hash).unwrap();
-        assert!(t.revoke(&info.hash));
-        a.fired().await;
-        b.fired().await;
-        assert!(t.lookup(tok.as_str()).is_err());
-        assert!(t.watch(&info.hash).is_none());
-        assert!(!t.revoke(&info.hash));
-    }
-}
+mod tests;

@@ -7,6 +7,8 @@ use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 use super::pending::{CeremonyKind, PendingState};
 use super::{check_same_origin, clean_name, verification_error, Ceremonies, SignedIn};
 use crate::error::Error;
+use crate::events::Event;
+use crate::tokens::SessionMeta;
 
 impl Ceremonies {
     /// `login.begin`: with a username, a sign-in for that account; without, a discoverable one.
@@ -59,6 +61,32 @@ impl Ceremonies {
         ceremony_id: &Uuid,
         credential: &PublicKeyCredential,
         token: bool,
+        meta: &SessionMeta,
+    ) -> Result<SignedIn, Error> {
+        let mut user = None;
+        let outcome = self
+            .login_finish_inner(ceremony_id, credential, token, meta, &mut user)
+            .await;
+        match &outcome {
+            Ok(signed_in) => self.inner.events.emit(Event::SignInSucceeded {
+                user: signed_in.user.id,
+                credential_id: crate::b64url(credential.get_credential_id()),
+            }),
+            Err(e) => self.inner.events.emit(Event::SignInFailed {
+                user,
+                code: e.code(),
+            }),
+        }
+        outcome
+    }
+
+    async fn login_finish_inner(
+        &self,
+        ceremony_id: &Uuid,
+        credential: &PublicKeyCredential,
+        token: bool,
+        meta: &SessionMeta,
+        user_seen: &mut Option<Uuid>,
     ) -> Result<SignedIn, Error> {
         let pending = self.inner.pending.take(ceremony_id, CeremonyKind::Login)?;
         check_same_origin(&credential.response.client_data_json)?;
@@ -69,6 +97,7 @@ impl Ceremonies {
                 user_id,
                 token,
             } => {
+                *user_seen = Some(user_id);
                 let result = webauthn
                     .finish_passkey_authentication(credential, &state)
                     .map_err(verification_error)?;
@@ -86,6 +115,7 @@ impl Ceremonies {
                     .ok_or(Error::VerificationFailed(
                         "this passkey is not registered here",
                     ))?;
+                *user_seen = Some(record.user_id);
                 if record.user_id != user_id {
                     return Err(Error::VerificationFailed(
                         "the passkey belongs to another account than its user handle names",
@@ -111,7 +141,6 @@ impl Ceremonies {
         }
         self.store().record_use(&result, self.now_secs())?;
         let user = self.store().user(&user_id)?.ok_or(Error::UnknownUser)?;
-        tracing::info!(user = %user.id, "signed in");
-        self.signed_in(user, token || token_at_begin)
+        self.signed_in(user, token || token_at_begin, meta)
     }
 }

@@ -18,8 +18,9 @@ use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder, WebauthnError};
 use crate::clock::SharedClock;
 use crate::config::{Config, ResidentKey};
 use crate::error::Error;
+use crate::events::Events;
 use crate::store::{Store, UserRecord};
-use crate::tokens::{IssuedToken, TokenInfo, TokenTable};
+use crate::tokens::{IssuedToken, SessionMeta, TokenInfo, TokenTable};
 
 pub use pending::{CeremonyKind, PendingTable};
 
@@ -42,8 +43,10 @@ struct Inner {
     tokens: TokenTable,
     pending: PendingTable,
     clock: SharedClock,
+    events: Events,
     resident_key: ResidentKey,
     max_username_chars: usize,
+    max_passkeys: u32,
 }
 
 impl Ceremonies {
@@ -52,6 +55,7 @@ impl Ceremonies {
         store: Store,
         tokens: TokenTable,
         clock: SharedClock,
+        events: Events,
     ) -> Result<Self, Error> {
         let webauthn = build_webauthn(config)?;
         Ok(Ceremonies {
@@ -65,8 +69,10 @@ impl Ceremonies {
                     clock.clone(),
                 ),
                 clock,
+                events,
                 resident_key: config.webauthn.resident_key,
                 max_username_chars: config.limits.max_username_chars,
+                max_passkeys: config.limits.max_passkeys_per_user,
             }),
         })
     }
@@ -84,14 +90,18 @@ impl Ceremonies {
     }
 
     /// Issues a token when asked, and wraps up a successful ceremony.
-    fn signed_in(&self, user: UserRecord, want_token: bool) -> Result<SignedIn, Error> {
+    fn signed_in(
+        &self,
+        user: UserRecord,
+        want_token: bool,
+        meta: &SessionMeta,
+    ) -> Result<SignedIn, Error> {
         let token = if want_token {
-            let issued = self
-                .inner
-                .tokens
-                .issue(Arc::new(user.view()))
-                .map_err(|e| Error::internal(format!("no randomness for a token: {e}")))?;
-            Some(issued)
+            Some(
+                self.inner
+                    .tokens
+                    .issue(Arc::new(user.view()), meta.clone())?,
+            )
         } else {
             None
         };

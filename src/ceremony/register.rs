@@ -8,13 +8,17 @@ use super::pending::{CeremonyKind, PendingState};
 use super::{check_same_origin, clean_name, verification_error, Ceremonies, SignedIn};
 use crate::config::ResidentKey;
 use crate::error::Error;
+use crate::events::Event;
 use crate::store::{CredentialRecord, UserRecord};
+use crate::tokens::SessionMeta;
 
 /// A registered passkey: the signed-in account and the new credential's id (base64url).
 #[derive(Debug)]
 pub struct Registered {
     pub signed_in: SignedIn,
     pub credential_id: String,
+    /// False when the passkey was added to an existing account.
+    pub new_account: bool,
 }
 
 impl Ceremonies {
@@ -31,6 +35,9 @@ impl Ceremonies {
         let name = clean_name("username", username, max)?;
         let (user, existing, exclude) = match self.store().user_by_name(&name)? {
             Some(user) if signed_in_as == Some(user.id) => {
+                if user.passkeys >= self.inner.max_passkeys {
+                    return Err(Error::PasskeyLimit(self.inner.max_passkeys));
+                }
                 let exclude = self
                     .store()
                     .credentials_of(&user.id)?
@@ -50,6 +57,7 @@ impl Ceremonies {
                     name,
                     display_name,
                     created_at: self.now_secs(),
+                    passkeys: 1,
                 };
                 (user, false, None)
             }
@@ -76,6 +84,43 @@ impl Ceremonies {
         ceremony_id: &Uuid,
         credential: &RegisterPublicKeyCredential,
         token: bool,
+        meta: &SessionMeta,
+    ) -> Result<Registered, Error> {
+        let mut username = None;
+        let outcome = self
+            .register_finish_inner(ceremony_id, credential, token, meta, &mut username)
+            .await;
+        match &outcome {
+            Ok(done) => {
+                let user = done.signed_in.user.id;
+                let credential_id = done.credential_id.clone();
+                self.inner.events.emit(Event::RegistrationSucceeded {
+                    user,
+                    credential_id: credential_id.clone(),
+                    new_account: done.new_account,
+                });
+                if !done.new_account {
+                    self.inner.events.emit(Event::PasskeyAdded {
+                        user,
+                        credential_id,
+                    });
+                }
+            }
+            Err(e) => self.inner.events.emit(Event::RegistrationFailed {
+                username,
+                code: e.code(),
+            }),
+        }
+        outcome
+    }
+
+    async fn register_finish_inner(
+        &self,
+        ceremony_id: &Uuid,
+        credential: &RegisterPublicKeyCredential,
+        token: bool,
+        meta: &SessionMeta,
+        username: &mut Option<String>,
     ) -> Result<Registered, Error> {
         let PendingState::Register {
             state,
@@ -89,6 +134,7 @@ impl Ceremonies {
         else {
             return Err(Error::CeremonyNotFound);
         };
+        *username = Some(user.name.clone());
         check_same_origin(&credential.response.client_data_json)?;
         // Answered before verification so the reason is clear (webauthn-rs reports an excluded
         // credential as an altered algorithm); the transaction below is the real guard.
@@ -105,18 +151,21 @@ impl Ceremonies {
             passkey,
             created_at: self.now_secs(),
             last_used_at: None,
+            label: None,
+            aaguid: crate::aaguid::from_attestation_object(&credential.response.attestation_object),
         };
         if existing {
-            self.store().add_credential(&record)?;
+            self.store()
+                .add_credential(&record, self.inner.max_passkeys)?;
         } else {
             self.store().create_user(&user, &record)?;
         }
         self.store().flush().await?;
         let credential_id = crate::b64url(record.passkey.cred_id());
-        tracing::info!(user = %user.id, new_account = !existing, "passkey registered");
         Ok(Registered {
-            signed_in: self.signed_in(user, token || token_at_begin)?,
+            signed_in: self.signed_in(user, token || token_at_begin, meta)?,
             credential_id,
+            new_account: !existing,
         })
     }
 }

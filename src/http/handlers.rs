@@ -1,10 +1,36 @@
-//! Handlers of the built-in HTTP endpoints.
+//! Handlers of the built-in HTTP endpoints: thin adapters from HTTP to [`crate::api`].
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use serde::Deserialize;
 use serde_json::json;
+use uuid::Uuid;
 
-use super::RequestAuth;
+use super::{caller, RequestAuth};
+use crate::api;
 use crate::error::Error;
+use crate::protocol::{
+    LoginBegin, LoginFinish, PasskeyDelete, PasskeyRename, RegisterBegin, RegisterFinish,
+};
+use crate::state::AppState;
+use crate::tokens::TokenInfo;
+
+type Reply = Result<HttpResponse, Error>;
+
+fn ok(body: impl serde::Serialize) -> Reply {
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// The token the policy middleware validated (protected paths only).
+fn token_of(req: &HttpRequest) -> Result<TokenInfo, Error> {
+    match req.extensions().get::<RequestAuth>() {
+        Some(RequestAuth::User(info)) => Ok(info.clone()),
+        _ => Err(Error::Unauthorized("This endpoint needs a bearer token.")),
+    }
+}
+
+fn required_ceremony(id: Option<Uuid>) -> Result<Uuid, Error> {
+    id.ok_or_else(|| Error::bad_request("\"ceremonyId\" is required over HTTP."))
+}
 
 /// `GET /healthz`.
 pub async fn healthz() -> HttpResponse {
@@ -12,12 +38,126 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// `GET /api/me`: who the bearer token belongs to.
-pub async fn me(req: HttpRequest) -> Result<HttpResponse, Error> {
-    match req.extensions().get::<RequestAuth>() {
-        Some(RequestAuth::User(info)) => Ok(HttpResponse::Ok().json(json!({
-            "user": &*info.user,
-            "expiresAt": info.expires_at,
-        }))),
-        _ => Err(Error::Unauthorized("This endpoint needs a bearer token.")),
-    }
+pub async fn me(req: HttpRequest) -> Reply {
+    ok(api::whoami(&token_of(&req)?))
+}
+
+/// `GET /auth/verify`: forward authentication for nginx `auth_request` and Traefik
+/// `forwardAuth`. 200 with the user in `X-Auth-User` / `X-Auth-User-Id`, else 401.
+pub async fn forward_auth(req: HttpRequest) -> Reply {
+    let info = token_of(&req)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Auth-User", info.user.name.as_str()))
+        .insert_header(("X-Auth-User-Id", info.user.id.to_string()))
+        .json(api::whoami(&info)))
+}
+
+pub async fn register_begin(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RegisterBegin>,
+) -> Reply {
+    let caller = caller(&req, &state)?;
+    ok(api::register_begin(&state, &caller, &body)?)
+}
+
+pub async fn register_finish(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RegisterFinish>,
+) -> Reply {
+    let caller = caller(&req, &state)?;
+    let ceremony = required_ceremony(body.ceremony_id)?;
+    ok(api::register_finish(&state, &caller, &ceremony, &body)
+        .await?
+        .0)
+}
+
+pub async fn login_begin(state: web::Data<AppState>, body: web::Json<LoginBegin>) -> Reply {
+    ok(api::login_begin(&state, &body)?)
+}
+
+pub async fn login_finish(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginFinish>,
+) -> Reply {
+    let caller = caller(&req, &state)?;
+    let ceremony = required_ceremony(body.ceremony_id)?;
+    ok(api::login_finish(&state, &caller, &ceremony, &body)
+        .await?
+        .0)
+}
+
+pub async fn passkeys_list(req: HttpRequest, state: web::Data<AppState>) -> Reply {
+    ok(api::passkeys_list(&state, &caller(&req, &state)?)?)
+}
+
+#[derive(Deserialize)]
+pub struct Label {
+    label: String,
+}
+
+pub async fn passkey_rename(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<Label>,
+) -> Reply {
+    let rename = PasskeyRename {
+        credential_id: id.into_inner(),
+        label: body.into_inner().label,
+    };
+    ok(api::passkey_rename(
+        &state,
+        &caller(&req, &state)?,
+        &rename,
+    )?)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteQuery {
+    #[serde(default)]
+    allow_last: bool,
+}
+
+pub async fn passkey_delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<DeleteQuery>,
+) -> Reply {
+    let delete = PasskeyDelete {
+        credential_id: id.into_inner(),
+        allow_last: query.allow_last,
+    };
+    ok(api::passkey_delete(&state, &caller(&req, &state)?, &delete).await?)
+}
+
+pub async fn sessions_list(req: HttpRequest, state: web::Data<AppState>) -> Reply {
+    ok(api::sessions_list(&state, &caller(&req, &state)?)?)
+}
+
+pub async fn session_revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Reply {
+    let session =
+        Uuid::parse_str(&id).map_err(|_| Error::NotFound("No session of yours has this id."))?;
+    ok(api::session_revoke(
+        &state,
+        &caller(&req, &state)?,
+        &session,
+    )?)
+}
+
+pub async fn sessions_revoke_others(req: HttpRequest, state: web::Data<AppState>) -> Reply {
+    ok(api::sessions_revoke_others(&state, &caller(&req, &state)?)?)
+}
+
+/// `POST /api/sessions/refresh`: a new token for the same session; the old one stops working.
+pub async fn refresh(req: HttpRequest, state: web::Data<AppState>) -> Reply {
+    ok(api::refresh(&state, &caller(&req, &state)?)?.0)
 }

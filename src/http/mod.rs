@@ -16,6 +16,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::api::Caller;
 use crate::endpoints::{AuthPolicy, Reason, Transport, Unauthorized, Verdict};
 use crate::error::{Error, ErrorCode};
 use crate::state::AppState;
@@ -30,6 +31,22 @@ pub enum RequestAuth {
     Anonymous,
 }
 
+/// Longest User-Agent kept with a session.
+const MAX_USER_AGENT: usize = 256;
+
+/// Where a request comes from, as recorded with a session it opens.
+pub fn session_meta(req: &actix_web::HttpRequest) -> crate::tokens::SessionMeta {
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+    crate::tokens::SessionMeta {
+        user_agent,
+        address: req.peer_addr().map(|a| a.ip()),
+    }
+}
+
 /// The HTTP status of each error code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
@@ -38,6 +55,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::UnknownUser | ErrorCode::CeremonyNotFound => StatusCode::NOT_FOUND,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::LastPasskey | ErrorCode::PasskeyLimit => StatusCode::CONFLICT,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -69,9 +88,10 @@ impl ResponseError for Error {
     }
 
     fn error_response(&self) -> HttpResponse {
-        match self.code() {
-            ErrorCode::Unauthorized => unauthorized_response(self, false),
-            code => error_response(self, status_of(code)),
+        match self {
+            Error::InvalidToken => unauthorized_response(self, true),
+            Error::Unauthorized(_) => unauthorized_response(self, false),
+            other => error_response(other, status_of(other.code())),
         }
     }
 }
@@ -152,16 +172,13 @@ pub async fn enforce_policy<B: MessageBody + 'static>(
                 .await
                 .map(ServiceResponse::map_into_left_body);
         }
-        Verdict::Disconnect => {
-            let message = match reason {
-                Reason::InvalidToken => "The token is unknown, expired or revoked.",
-                _ => "This endpoint needs a bearer token.",
-            };
-            unauthorized_response(
-                &Error::Unauthorized(message),
-                reason == Reason::InvalidToken,
-            )
-        }
+        Verdict::Disconnect => match reason {
+            Reason::InvalidToken => unauthorized_response(&Error::InvalidToken, true),
+            _ => unauthorized_response(
+                &Error::Unauthorized("This endpoint needs a bearer token."),
+                false,
+            ),
+        },
         Verdict::Close { code, reason } => {
             let status = StatusCode::from_u16(code)
                 .ok()
@@ -173,10 +190,67 @@ pub async fn enforce_policy<B: MessageBody + 'static>(
     Ok(req.into_response(response).map_into_right_body())
 }
 
+/// Who is asking: the token the policy middleware validated, or, on an open path, a Bearer
+/// token presented anyway (it must then be valid), or nobody.
+pub fn caller(req: &actix_web::HttpRequest, state: &AppState) -> Result<Caller, Error> {
+    let meta = session_meta(req);
+    if let Some(RequestAuth::User(info)) = req.extensions().get::<RequestAuth>() {
+        return Ok(Caller::from_token(info, meta));
+    }
+    match bearer_token(req.headers()) {
+        Some(token) => {
+            let info = state
+                .tokens
+                .lookup(token)
+                .map_err(|_| Error::InvalidToken)?;
+            Ok(Caller::from_token(&info, meta))
+        }
+        None => Ok(Caller {
+            meta,
+            ..Caller::default()
+        }),
+    }
+}
+
+/// JSON bodies: the frame size limit, and errors in our format.
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| {
+            let message = format!("The request body is not acceptable JSON: {err}.");
+            actix_web::error::InternalError::from_response(
+                err,
+                error_response(&Error::BadRequest(message.clone()), StatusCode::BAD_REQUEST),
+            )
+            .into()
+        })
+}
+
 /// Mounts the built-in routes. Static files come last so they never shadow an endpoint.
-pub fn routes(cfg: &mut web::ServiceConfig, static_dir: Option<&std::path::Path>) {
-    cfg.route("/healthz", web::get().to(handlers::healthz))
-        .route("/api/me", web::get().to(handlers::me))
+pub fn routes(
+    cfg: &mut web::ServiceConfig,
+    static_dir: Option<&std::path::Path>,
+    body_limit: usize,
+) {
+    use handlers as h;
+    cfg.app_data(json_config(body_limit))
+        .route("/healthz", web::get().to(h::healthz))
+        .route("/api/me", web::get().to(h::me))
+        .route("/auth/verify", web::get().to(h::forward_auth))
+        .route("/api/register/begin", web::post().to(h::register_begin))
+        .route("/api/register/finish", web::post().to(h::register_finish))
+        .route("/api/login/begin", web::post().to(h::login_begin))
+        .route("/api/login/finish", web::post().to(h::login_finish))
+        .route("/api/passkeys", web::get().to(h::passkeys_list))
+        .route("/api/passkeys/{id}", web::patch().to(h::passkey_rename))
+        .route("/api/passkeys/{id}", web::delete().to(h::passkey_delete))
+        .route("/api/sessions", web::get().to(h::sessions_list))
+        .route("/api/sessions/refresh", web::post().to(h::refresh))
+        .route(
+            "/api/sessions/revoke-others",
+            web::post().to(h::sessions_revoke_others),
+        )
+        .route("/api/sessions/{id}", web::delete().to(h::session_revoke))
         .route("/ws", web::get().to(crate::ws::ceremony_socket))
         .route("/echo", web::get().to(crate::ws::echo_socket))
         .route("/chat", web::get().to(crate::ws::chat_socket));

@@ -9,14 +9,15 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+use crate::api::{self, Caller};
 use crate::ceremony::SignedIn;
 use crate::chat::MAX_MESSAGE_CHARS;
 use crate::endpoints::{Reason, Transport, Unauthorized, Verdict};
 use crate::error::Error;
-use crate::protocol::{self, Authentication, ClientMsg, MsgId, ServerMsg, UserView, Verified};
+use crate::protocol::{self, ClientMsg, MsgId, ServerMsg};
 use crate::ratelimit::TokenBucket;
 use crate::state::AppState;
-use crate::tokens::{Revocation, TokenHash};
+use crate::tokens::{Revocation, SessionMeta};
 
 /// Which endpoint a socket was opened on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +54,9 @@ pub struct SocketCtx {
     pub id: u64,
     pub kind: SocketKind,
     pub path: &'static str,
-    pub peer: Option<std::net::IpAddr>,
-    /// Who the socket is signed in as.
-    pub user: Option<Arc<UserView>>,
-    /// The token the socket authenticated with, if any.
-    pub token: Option<TokenHash>,
+    /// Who the socket is signed in as, with which session (when it used or got a token), and
+    /// where it connected from.
+    pub caller: Caller,
     /// A protected socket opened without a token: the next frame must be a valid `auth`.
     pub awaiting_auth: bool,
     pending_register: Option<Uuid>,
@@ -70,7 +69,7 @@ impl SocketCtx {
         state: &AppState,
         kind: SocketKind,
         path: &'static str,
-        peer: Option<std::net::IpAddr>,
+        meta: SessionMeta,
         now: Instant,
     ) -> Self {
         let per_minute = state.config.limits.ceremonies_per_minute;
@@ -78,9 +77,10 @@ impl SocketCtx {
             id: state.next_socket_id(),
             kind,
             path,
-            peer,
-            user: None,
-            token: None,
+            caller: Caller {
+                meta,
+                ..Caller::default()
+            },
             awaiting_auth: false,
             pending_register: None,
             pending_login: None,
@@ -141,7 +141,7 @@ pub fn unauthorized(state: &AppState, ctx: &SocketCtx, reason: Reason) -> Verdic
         transport: Transport::WebSocket,
         path: ctx.path,
         reason,
-        peer: ctx.peer,
+        peer: ctx.caller.meta.address,
     })
 }
 
@@ -204,10 +204,10 @@ async fn handle(
 ) -> Result<Outcome, Error> {
     let ceremonial = matches!(
         msg,
-        ClientMsg::RegisterBegin { .. }
-            | ClientMsg::RegisterFinish { .. }
-            | ClientMsg::LoginBegin { .. }
-            | ClientMsg::LoginFinish { .. }
+        ClientMsg::RegisterBegin(_)
+            | ClientMsg::RegisterFinish(_)
+            | ClientMsg::LoginBegin(_)
+            | ClientMsg::LoginFinish(_)
     );
     if ceremonial && ctx.kind != SocketKind::Ceremony {
         return Err(Error::bad_request(format!(
@@ -215,104 +215,76 @@ async fn handle(
             msg.type_name()
         )));
     }
-    let ceremonies = &state.ceremonies;
+    let reply = |msg| Ok(Outcome::reply(id, msg));
     match msg {
-        ClientMsg::RegisterBegin {
-            username,
-            display_name,
-            token,
-        } => {
+        ClientMsg::RegisterBegin(req) => {
             take_ceremony_slot(ctx, now)?;
-            let signed_in_as = ctx.user.as_ref().map(|u| u.id);
-            let (ceremony_id, options) = ceremonies.register_begin(
-                &username,
-                display_name.as_deref(),
-                token,
-                signed_in_as,
-            )?;
-            if let Some(old) = ctx.pending_register.replace(ceremony_id) {
-                ceremonies.pending().cancel(&old);
+            let options = api::register_begin(state, &ctx.caller, &req)?;
+            if let Some(old) = ctx.pending_register.replace(options.ceremony_id) {
+                state.ceremonies.pending().cancel(&old);
             }
-            Ok(Outcome::reply(
-                id,
-                ServerMsg::RegisterOptions {
-                    ceremony_id,
-                    options: Box::new(options),
-                },
-            ))
+            reply(ServerMsg::RegisterOptions(options))
         }
-        ClientMsg::RegisterFinish {
-            ceremony_id,
-            credential,
-            token,
-        } => {
-            let ceremony = resolve(&mut ctx.pending_register, ceremony_id)?;
-            let registered = ceremonies
-                .register_finish(&ceremony, &credential, token)
-                .await?;
-            let (user, authentication, watch) = sign_in(ctx, state, registered.signed_in);
+        ClientMsg::RegisterFinish(req) => {
+            let ceremony = resolve(&mut ctx.pending_register, req.ceremony_id)?;
+            let (result, signed_in) =
+                api::register_finish(state, &ctx.caller, &ceremony, &req).await?;
+            let watch = sign_in(ctx, state, signed_in);
             Ok(Outcome {
                 watch,
-                ..Outcome::reply(
-                    id,
-                    ServerMsg::RegisterResult {
-                        verified: Verified::Ok,
-                        user,
-                        credential_id: registered.credential_id,
-                        authentication,
-                    },
-                )
+                ..Outcome::reply(id, ServerMsg::RegisterResult(result))
             })
         }
-        ClientMsg::LoginBegin { username, token } => {
+        ClientMsg::LoginBegin(req) => {
             take_ceremony_slot(ctx, now)?;
-            let (ceremony_id, options) = ceremonies.login_begin(username.as_deref(), token)?;
-            if let Some(old) = ctx.pending_login.replace(ceremony_id) {
-                ceremonies.pending().cancel(&old);
+            let options = api::login_begin(state, &req)?;
+            if let Some(old) = ctx.pending_login.replace(options.ceremony_id) {
+                state.ceremonies.pending().cancel(&old);
             }
-            Ok(Outcome::reply(
-                id,
-                ServerMsg::LoginOptions {
-                    ceremony_id,
-                    options: Box::new(options),
-                },
-            ))
+            reply(ServerMsg::LoginOptions(options))
         }
-        ClientMsg::LoginFinish {
-            ceremony_id,
-            credential,
-            token,
-        } => {
-            let ceremony = resolve(&mut ctx.pending_login, ceremony_id)?;
-            let signed_in = ceremonies
-                .login_finish(&ceremony, &credential, token)
-                .await?;
-            let (user, authentication, watch) = sign_in(ctx, state, signed_in);
+        ClientMsg::LoginFinish(req) => {
+            let ceremony = resolve(&mut ctx.pending_login, req.ceremony_id)?;
+            let (result, signed_in) =
+                api::login_finish(state, &ctx.caller, &ceremony, &req).await?;
+            let watch = sign_in(ctx, state, signed_in);
             Ok(Outcome {
                 watch,
-                ..Outcome::reply(
-                    id,
-                    ServerMsg::LoginResult {
-                        verified: Verified::Ok,
-                        user,
-                        authentication,
-                    },
-                )
+                ..Outcome::reply(id, ServerMsg::LoginResult(result))
             })
         }
         ClientMsg::Auth { token } => auth(ctx, state, id, &token),
         ClientMsg::Logout {} => {
-            if ctx.user.is_none() {
-                return Err(Error::Unauthorized("This socket is not signed in."));
-            }
-            if let Some(hash) = ctx.token.take() {
-                // Every socket watching this token, this one included, closes with 4401.
-                state.tokens.revoke(&hash);
-            }
-            ctx.user = None;
-            Ok(Outcome::reply(id, ServerMsg::LogoutResult {}))
+            api::logout(state, &ctx.caller)?;
+            // With a session, its end closes this socket (4401) right after the reply.
+            ctx.caller.user = None;
+            reply(ServerMsg::LogoutResult {})
         }
-        ClientMsg::Ping {} => Ok(Outcome::reply(id, ServerMsg::Pong {})),
+        ClientMsg::Refresh {} => {
+            let (refreshed, _) = api::refresh(state, &ctx.caller)?;
+            reply(ServerMsg::RefreshResult(refreshed))
+        }
+        ClientMsg::Ping {} => reply(ServerMsg::Pong {}),
+        ClientMsg::PasskeysList {} => reply(ServerMsg::PasskeysListResult(api::passkeys_list(
+            state,
+            &ctx.caller,
+        )?)),
+        ClientMsg::PasskeysRename(req) => reply(ServerMsg::PasskeysRenameResult(
+            api::passkey_rename(state, &ctx.caller, &req)?,
+        )),
+        ClientMsg::PasskeysDelete(req) => reply(ServerMsg::PasskeysDeleteResult(
+            api::passkey_delete(state, &ctx.caller, &req).await?,
+        )),
+        ClientMsg::SessionsList {} => reply(ServerMsg::SessionsListResult(api::sessions_list(
+            state,
+            &ctx.caller,
+        )?)),
+        ClientMsg::SessionsRevoke(req) => reply(ServerMsg::SessionsRevokeResult(
+            api::session_revoke(state, &ctx.caller, &req.session_id)?,
+        )),
+        ClientMsg::SessionsRevokeOthers {} => reply(ServerMsg::SessionsRevokeOthersResult(
+            api::sessions_revoke_others(state, &ctx.caller)?,
+        )),
         ClientMsg::Message { text } => {
             if ctx.kind != SocketKind::Chat {
                 return Err(Error::bad_request("\"message\" is accepted only on /chat."));
@@ -325,7 +297,11 @@ async fn handle(
                     "\"text\" is longer than {MAX_MESSAGE_CHARS} characters."
                 )));
             }
-            let from = ctx.user.as_ref().map_or("anonymous", |u| u.name.as_str());
+            let from = ctx
+                .caller
+                .user
+                .as_ref()
+                .map_or("anonymous", |u| u.name.as_str());
             state.chat.publish(from, text, state.clock.now_ms());
             Ok(Outcome::default())
         }
@@ -352,51 +328,35 @@ fn resolve(latest: &mut Option<Uuid>, given: Option<Uuid>) -> Result<Uuid, Error
     Ok(id)
 }
 
-/// Applies a successful ceremony to the socket: it is now signed in, and bound to the new token.
-fn sign_in(
-    ctx: &mut SocketCtx,
-    state: &AppState,
-    signed_in: SignedIn,
-) -> (UserView, Option<Authentication>, Option<Revocation>) {
-    let user = signed_in.user.view();
-    ctx.user = Some(Arc::new(user.clone()));
-    match signed_in.token {
-        Some((issued, info)) => {
-            ctx.token = Some(info.hash);
-            let watch = state.tokens.watch(&info.hash);
-            let authentication = Authentication {
-                token: issued,
-                expires_at: info.expires_at,
-            };
-            (user, Some(authentication), watch)
-        }
-        None => (user, None, None),
-    }
+/// Applies a successful ceremony to the socket: it is now signed in, and bound to the new
+/// session if a token was issued.
+fn sign_in(ctx: &mut SocketCtx, state: &AppState, signed_in: SignedIn) -> Option<Revocation> {
+    ctx.caller.user = Some(Arc::new(signed_in.user.view()));
+    let (_, info) = signed_in.token?;
+    ctx.caller.session = Some(info.session);
+    state.tokens.watch(&info.session)
 }
 
-/// `auth`: binds the socket to a valid token.
+/// `auth`: binds the socket to a valid token's session.
 fn auth(
     ctx: &mut SocketCtx,
     state: &AppState,
     id: Option<&MsgId>,
     token: &str,
 ) -> Result<Outcome, Error> {
-    let invalid = Error::Unauthorized("The token is unknown, expired or revoked.");
-    let info = state.tokens.lookup(token).map_err(|_| invalid)?;
-    let watch = state.tokens.watch(&info.hash).ok_or(Error::Unauthorized(
-        "The token is unknown, expired or revoked.",
-    ))?;
-    ctx.user = Some(info.user.clone());
-    ctx.token = Some(info.hash);
+    let info = state
+        .tokens
+        .lookup(token)
+        .map_err(|_| Error::InvalidToken)?;
+    let watch = state
+        .tokens
+        .watch(&info.session)
+        .ok_or(Error::InvalidToken)?;
+    ctx.caller.user = Some(info.user.clone());
+    ctx.caller.session = Some(info.session);
     Ok(Outcome {
         watch: Some(watch),
-        ..Outcome::reply(
-            id,
-            ServerMsg::AuthResult {
-                user: (*info.user).clone(),
-                expires_at: info.expires_at,
-            },
-        )
+        ..Outcome::reply(id, ServerMsg::AuthResult(api::whoami(&info)))
     })
 }
 

@@ -2,6 +2,7 @@
 //! hand-off to a per-socket loop. `dispatch` holds what frames mean; `session` the socket loop.
 
 pub mod dispatch;
+mod expiry;
 pub mod session;
 
 use std::time::Instant;
@@ -9,7 +10,7 @@ use std::time::Instant;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::error::Error;
-use crate::http::{error_response, RequestAuth};
+use crate::http::{error_response, session_meta, RequestAuth};
 use crate::state::AppState;
 pub use dispatch::{SocketCtx, SocketKind, CLOSE_UNAUTHORIZED};
 
@@ -63,25 +64,16 @@ fn upgrade(
     }
     let auth = req.extensions().get::<RequestAuth>().cloned();
     let needs_auth = state.endpoints.policy(path) == crate::endpoints::AuthPolicy::Required;
-    let mut ctx = SocketCtx::new(
-        state,
-        kind,
-        path,
-        req.peer_addr().map(|a| a.ip()),
-        Instant::now(),
-    );
+    let mut ctx = SocketCtx::new(state, kind, path, session_meta(&req), Instant::now());
     let mut revocation = None;
     match auth {
-        Some(RequestAuth::User(info)) => match state.tokens.watch(&info.hash) {
+        Some(RequestAuth::User(info)) => match state.tokens.watch(&info.session) {
             Some(watch) => {
-                ctx.user = Some(info.user.clone());
-                ctx.token = Some(info.hash);
+                ctx.caller.user = Some(info.user.clone());
+                ctx.caller.session = Some(info.session);
                 revocation = Some(watch);
             }
-            None => {
-                let err = Error::Unauthorized("The token is unknown, expired or revoked.");
-                return crate::http::unauthorized_response(&err, true);
-            }
+            None => return crate::http::unauthorized_response(&Error::InvalidToken, true),
         },
         Some(RequestAuth::Anonymous) => {}
         None => ctx.awaiting_auth = needs_auth,

@@ -13,12 +13,13 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, Protoco
 use tokio::sync::broadcast;
 
 use super::dispatch::{dispatch, unauthorized, verdict_close, Close, SocketCtx, SocketKind};
+use super::expiry::{ExpiryTimer, Stage};
 use crate::endpoints::Reason;
 use crate::error::Error;
 use crate::protocol::{self, ServerMsg};
 use crate::ratelimit::TokenBucket;
 use crate::state::AppState;
-use crate::tokens::Revocation;
+use crate::tokens::{Revocation, SessionSignal};
 
 /// Close codes the server uses besides 4401 (see docs/protocol.md).
 pub const CLOSE_TOO_BIG: u16 = 1009;
@@ -38,15 +39,15 @@ impl Drop for Live {
         for id in self.ctx.pending_ceremonies() {
             self.state.ceremonies.pending().cancel(&id);
         }
-        if let Some(hash) = &self.ctx.token {
-            self.state.tokens.touch(hash);
+        if let Some(session) = &self.ctx.caller.session {
+            self.state.tokens.touch(session);
         }
     }
 }
 
-async fn revoked(revocation: &mut Option<Revocation>) {
+async fn session_signal(revocation: &mut Option<Revocation>) -> SessionSignal {
     match revocation {
-        Some(r) => r.fired().await,
+        Some(r) => r.changed().await,
         None => pending().await,
     }
 }
@@ -92,9 +93,14 @@ pub async fn run(
     );
     let mut room = None;
     let mut last_seen = Instant::now();
+    let clock = state.clock.clone();
+    let mut expiry = ExpiryTimer::new(state.config.tokens.expiry_warning_secs);
+    if let Some(SessionSignal::Live { expires_ms }) = revocation.as_ref().map(Revocation::current) {
+        expiry.arm(expires_ms, &*clock);
+    }
 
     let close: Option<Close> = loop {
-        if ctx.kind == SocketKind::Chat && room.is_none() && ctx.user.is_some() {
+        if ctx.kind == SocketKind::Chat && room.is_none() && ctx.caller.user.is_some() {
             room = Some(state.chat.join());
         }
         tokio::select! {
@@ -125,6 +131,10 @@ pub async fn run(
                             }
                         }
                         if let Some(watch) = outcome.watch {
+                            match watch.current() {
+                                SessionSignal::Live { expires_ms } => expiry.arm(expires_ms, &*clock),
+                                SessionSignal::Ended => expiry.disarm(),
+                            }
                             revocation = Some(watch);
                         }
                         if outcome.close.is_some() {
@@ -178,9 +188,25 @@ pub async fn run(
                     break None;
                 }
             }
-            () = revoked(&mut revocation) => {
-                break Some(Close::unauthorized());
-            }
+            signal = session_signal(&mut revocation) => match signal {
+                SessionSignal::Ended => break Some(Close::unauthorized()),
+                SessionSignal::Live { expires_ms } => expiry.arm(expires_ms, &*clock),
+            },
+            stage = expiry.fired() => match stage {
+                Stage::Warn => {
+                    let warning = ServerMsg::Expiring { expires_at: expiry.expires_at() };
+                    if session.text(protocol::encode(None, &warning)).await.is_err() {
+                        break None;
+                    }
+                    expiry.arm_end(&*clock);
+                }
+                Stage::End => {
+                    let ended = ctx.caller.session.is_some_and(|s| state.tokens.expire_if_due(&s));
+                    if !ended {
+                        expiry.arm_end(&*clock);
+                    }
+                }
+            },
             _ = shutdown.wait_for(|going| *going) => {
                 break Some(Close { code: CLOSE_GOING_AWAY, reason: "server shutting down".into() });
             }

@@ -487,6 +487,7 @@ async fn the_store_lets_one_of_many_concurrent_writers_of_a_credential_id_win() 
                         name: format!("writer{i}"),
                         display_name: format!("writer{i}"),
                         created_at: 0,
+                        passkeys: 1,
                     };
                     record.user_id = user.id;
                     store.create_user(&user, &record)

@@ -16,6 +16,8 @@ use wsauthn::state::AppState;
 use wsauthn::{App, Config, UnauthorizedHook};
 
 pub const ORIGIN: &str = "http://localhost:8080";
+/// The User-Agent of the test WebSocket client (sessions record it).
+pub const WS_USER_AGENT: &str = "wsauthn-tests-ws/1.0";
 /// How long any single wait in a test may take before it fails (not a readiness sleep).
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -56,7 +58,8 @@ impl TestApp {
     ) -> Result<Ws, awc::error::WsClientError> {
         let mut req = awc::Client::new()
             .ws(self.ws_url(path))
-            .max_frame_size(1 << 20);
+            .max_frame_size(1 << 20)
+            .header("User-Agent", WS_USER_AGENT);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -65,11 +68,29 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> (u16, Option<String>, Value) {
-        let mut req = awc::Client::new().get(self.url(path));
+        self.call("GET", path, bearer, None).await
+    }
+
+    /// Any HTTP request, with an optional Bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Option<String>, Value) {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = awc::Client::new()
+            .request(method, self.url(path))
+            .insert_header(("User-Agent", "wsauthn-tests/1.0"));
         if let Some(token) = bearer {
             req = req.insert_header(("Authorization", format!("Bearer {token}")));
         }
-        let mut res = req.send().await.expect("http request");
+        let mut res = match body {
+            Some(body) => req.send_json(&body).await,
+            None => req.send().await,
+        }
+        .expect("http request");
         let status = res.status().as_u16();
         let www = res
             .headers()
@@ -335,5 +356,31 @@ impl Ws {
                 other => panic!("expected ping {} of {count}, got {other:?}", seen + 1),
             }
         }
+    }
+}
+
+/// A server with an event hook installed.
+pub async fn spawn_with_events(
+    dir: std::sync::Arc<tempfile::TempDir>,
+    hook: impl wsauthn::EventHook,
+) -> TestApp {
+    let config = Config::for_tests(dir.path());
+    let clock = ManualClock::new();
+    let app = App::builder(config)
+        .clock(std::sync::Arc::new(clock.clone()))
+        .event_hook(hook)
+        .build()
+        .await
+        .expect("server starts");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    let handle = app.shutdown_handle();
+    actix_web::rt::spawn(app.run());
+    TestApp {
+        addr,
+        clock,
+        state,
+        handle,
+        dir,
     }
 }

@@ -1,0 +1,277 @@
+//! Every operation a client can ask for, once, whatever carries it: the socket dispatcher
+//! (`ws/dispatch.rs`) and the HTTP handlers (`http/handlers.rs`) both call these functions, so a
+//! rule lives in one place and the two transports cannot drift apart.
+//!
+//! Each function takes the shared state, who is asking ([`Caller`]) and a typed request from
+//! `protocol`, and returns the typed result the transports serialize.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::aaguid::authenticator_name;
+use crate::ceremony::SignedIn;
+use crate::error::Error;
+use crate::events::{EndReason, Event};
+use crate::protocol::{
+    Authentication, LoginBegin, LoginFinish, LoginOptions, LoginResult, PasskeyDelete,
+    PasskeyDeleted, PasskeyList, PasskeyRename, PasskeyRenamed, PasskeyView, Refreshed,
+    RegisterBegin, RegisterFinish, RegisterOptions, RegisterResult, Revoked, SessionList, UserView,
+    Verified, Whoami,
+};
+use crate::state::AppState;
+use crate::store::CredentialRecord;
+use crate::tokens::{SessionMeta, TokenInfo};
+
+/// Longest passkey label, in characters.
+pub const MAX_LABEL_CHARS: usize = 64;
+
+/// Who is asking: the signed-in user and session, if any, and where the request came from.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub user: Option<Arc<UserView>>,
+    pub session: Option<Uuid>,
+    pub meta: SessionMeta,
+}
+
+impl Caller {
+    pub fn from_token(info: &TokenInfo, meta: SessionMeta) -> Self {
+        Caller {
+            user: Some(info.user.clone()),
+            session: Some(info.session),
+            meta,
+        }
+    }
+
+    fn user(&self) -> Result<&Arc<UserView>, Error> {
+        self.user
+            .as_ref()
+            .ok_or(Error::Unauthorized("Sign in first."))
+    }
+}
+
+fn authentication(signed_in: &SignedIn) -> Option<Authentication> {
+    signed_in
+        .token
+        .as_ref()
+        .map(|(token, info)| Authentication {
+            token: token.clone(),
+            expires_at: info.expires_at,
+        })
+}
+
+pub fn register_begin(
+    state: &AppState,
+    caller: &Caller,
+    req: &RegisterBegin,
+) -> Result<RegisterOptions, Error> {
+    let (ceremony_id, options) = state.ceremonies.register_begin(
+        &req.username,
+        req.display_name.as_deref(),
+        req.token,
+        caller.user.as_ref().map(|u| u.id),
+    )?;
+    Ok(RegisterOptions {
+        ceremony_id,
+        options: Box::new(options),
+    })
+}
+
+/// `register.finish`; also returns the session the new token opened, if any.
+pub async fn register_finish(
+    state: &AppState,
+    caller: &Caller,
+    ceremony_id: &Uuid,
+    req: &RegisterFinish,
+) -> Result<(RegisterResult, SignedIn), Error> {
+    let registered = state
+        .ceremonies
+        .register_finish(ceremony_id, &req.credential, req.token, &caller.meta)
+        .await?;
+    let result = RegisterResult {
+        verified: Verified::Ok,
+        user: registered.signed_in.user.view(),
+        credential_id: registered.credential_id,
+        authentication: authentication(&registered.signed_in),
+    };
+    Ok((result, registered.signed_in))
+}
+
+pub fn login_begin(state: &AppState, req: &LoginBegin) -> Result<LoginOptions, Error> {
+    let (ceremony_id, options) = state
+        .ceremonies
+        .login_begin(req.username.as_deref(), req.token)?;
+    Ok(LoginOptions {
+        ceremony_id,
+        options: Box::new(options),
+    })
+}
+
+pub async fn login_finish(
+    state: &AppState,
+    caller: &Caller,
+    ceremony_id: &Uuid,
+    req: &LoginFinish,
+) -> Result<(LoginResult, SignedIn), Error> {
+    let signed_in = state
+        .ceremonies
+        .login_finish(ceremony_id, &req.credential, req.token, &caller.meta)
+        .await?;
+    let result = LoginResult {
+        verified: Verified::Ok,
+        user: signed_in.user.view(),
+        authentication: authentication(&signed_in),
+    };
+    Ok((result, signed_in))
+}
+
+pub fn whoami(info: &TokenInfo) -> Whoami {
+    Whoami {
+        user: (*info.user).clone(),
+        expires_at: info.expires_at,
+    }
+}
+
+/// Replaces the caller's token with a new one; the session and its sockets carry on.
+pub fn refresh(state: &AppState, caller: &Caller) -> Result<(Refreshed, TokenInfo), Error> {
+    let session = caller.session.ok_or(Error::Unauthorized(
+        "Only a session opened with a token can be refreshed.",
+    ))?;
+    let (token, info) = state.tokens.refresh(&session)?;
+    let expires_at = info.expires_at;
+    Ok((
+        Refreshed {
+            authentication: Authentication { token, expires_at },
+        },
+        info,
+    ))
+}
+
+/// Ends the caller's own session (`logout`). A socket signed in without a token just forgets
+/// its user.
+pub fn logout(state: &AppState, caller: &Caller) -> Result<(), Error> {
+    caller.user()?;
+    if let Some(session) = caller.session {
+        state.tokens.revoke(&session, EndReason::Logout);
+    }
+    Ok(())
+}
+
+fn passkey_view(record: &CredentialRecord) -> PasskeyView {
+    let cred = webauthn_rs::prelude::Credential::from(record.passkey.clone());
+    let authenticator = record.aaguid.as_ref().and_then(authenticator_name);
+    PasskeyView {
+        id: crate::b64url(&cred.cred_id),
+        label: record
+            .label
+            .clone()
+            .unwrap_or_else(|| authenticator.unwrap_or("Passkey").to_owned()),
+        created_at: record.created_at,
+        last_used_at: record.last_used_at,
+        backup_eligible: cred.backup_eligible,
+        backed_up: cred.backup_state,
+        aaguid: record.aaguid,
+        authenticator,
+    }
+}
+
+fn credential_id(id: &str) -> Result<Vec<u8>, Error> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(id.trim_end_matches('='))
+        .map_err(|_| Error::bad_request("\"credentialId\" must be base64url."))
+}
+
+pub fn passkeys_list(state: &AppState, caller: &Caller) -> Result<PasskeyList, Error> {
+    let user = caller.user()?;
+    let mut passkeys: Vec<PasskeyView> = state
+        .store
+        .credentials_of(&user.id)?
+        .iter()
+        .map(passkey_view)
+        .collect();
+    passkeys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Ok(PasskeyList { passkeys })
+}
+
+pub fn passkey_rename(
+    state: &AppState,
+    caller: &Caller,
+    req: &PasskeyRename,
+) -> Result<PasskeyRenamed, Error> {
+    let user = caller.user()?;
+    let label = req.label.trim();
+    if label.is_empty()
+        || label.chars().count() > MAX_LABEL_CHARS
+        || label.chars().any(char::is_control)
+    {
+        return Err(Error::bad_request(format!(
+            "\"label\" must be 1 to {MAX_LABEL_CHARS} characters without control characters."
+        )));
+    }
+    let id = credential_id(&req.credential_id)?;
+    let record = state.store.rename_credential(&user.id, &id, label)?;
+    state.events.emit(Event::PasskeyRenamed {
+        user: user.id,
+        credential_id: req.credential_id.clone(),
+    });
+    Ok(PasskeyRenamed {
+        passkey: passkey_view(&record),
+    })
+}
+
+pub async fn passkey_delete(
+    state: &AppState,
+    caller: &Caller,
+    req: &PasskeyDelete,
+) -> Result<PasskeyDeleted, Error> {
+    let user = caller.user()?;
+    let id = credential_id(&req.credential_id)?;
+    state
+        .store
+        .delete_credential(&user.id, &id, req.allow_last)?;
+    state.store.flush().await?;
+    state.events.emit(Event::PasskeyRemoved {
+        user: user.id,
+        credential_id: req.credential_id.clone(),
+    });
+    Ok(PasskeyDeleted {
+        credential_id: req.credential_id.clone(),
+    })
+}
+
+pub fn sessions_list(state: &AppState, caller: &Caller) -> Result<SessionList, Error> {
+    let user = caller.user()?;
+    Ok(SessionList {
+        sessions: state.tokens.sessions_of(&user.id, caller.session.as_ref()),
+    })
+}
+
+/// Ends one of the caller's sessions (their own current one included).
+pub fn session_revoke(state: &AppState, caller: &Caller, session: &Uuid) -> Result<Revoked, Error> {
+    let user = caller.user()?;
+    let theirs = state
+        .tokens
+        .sessions_of(&user.id, None)
+        .iter()
+        .any(|s| s.id == *session);
+    if !theirs {
+        return Err(Error::NotFound("No session of yours has this id."));
+    }
+    let reason = if caller.session.as_ref() == Some(session) {
+        EndReason::Logout
+    } else {
+        EndReason::Revoked
+    };
+    let revoked = usize::from(state.tokens.revoke(session, reason));
+    Ok(Revoked { revoked })
+}
+
+/// Ends every session of the caller's but the current one.
+pub fn sessions_revoke_others(state: &AppState, caller: &Caller) -> Result<Revoked, Error> {
+    let user = caller.user()?;
+    let keep = caller.session.unwrap_or_else(Uuid::nil);
+    Ok(Revoked {
+        revoked: state.tokens.revoke_others(&user.id, &keep),
+    })
+}

@@ -1,0 +1,182 @@
+//! Security events: every ceremony outcome, passkey change and session change.
+//!
+//! Each event goes to the structured audit log (tracing target `audit`, one line per event with
+//! its fields) and to the embedding application's [`EventHook`], which can ship it to a SIEM, a
+//! metrics counter or a webhook. Hooks run inline on the request path: keep them fast and hand
+//! slow work to a channel.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::error::ErrorCode;
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// `logout` with the session's own token.
+    Logout,
+    /// Revoked by its user from another session (one, or "all others").
+    Revoked,
+    /// Reached its absolute lifetime or idle timeout.
+    Expired,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::Revoked => "revoked",
+            EndReason::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    RegistrationSucceeded {
+        user: Uuid,
+        credential_id: String,
+        new_account: bool,
+    },
+    RegistrationFailed {
+        username: Option<String>,
+        code: ErrorCode,
+    },
+    SignInSucceeded {
+        user: Uuid,
+        credential_id: String,
+    },
+    SignInFailed {
+        user: Option<Uuid>,
+        code: ErrorCode,
+    },
+    PasskeyAdded {
+        user: Uuid,
+        credential_id: String,
+    },
+    PasskeyRenamed {
+        user: Uuid,
+        credential_id: String,
+    },
+    PasskeyRemoved {
+        user: Uuid,
+        credential_id: String,
+    },
+    SessionCreated {
+        user: Uuid,
+        session: Uuid,
+        address: Option<IpAddr>,
+    },
+    SessionRefreshed {
+        user: Uuid,
+        session: Uuid,
+    },
+    SessionEnded {
+        user: Uuid,
+        session: Uuid,
+        reason: EndReason,
+    },
+}
+
+impl Event {
+    /// The event's name in the audit log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::RegistrationSucceeded { .. } => "registration.succeeded",
+            Event::RegistrationFailed { .. } => "registration.failed",
+            Event::SignInSucceeded { .. } => "sign_in.succeeded",
+            Event::SignInFailed { .. } => "sign_in.failed",
+            Event::PasskeyAdded { .. } => "passkey.added",
+            Event::PasskeyRenamed { .. } => "passkey.renamed",
+            Event::PasskeyRemoved { .. } => "passkey.removed",
+            Event::SessionCreated { .. } => "session.created",
+            Event::SessionRefreshed { .. } => "session.refreshed",
+            Event::SessionEnded { .. } => "session.ended",
+        }
+    }
+}
+
+/// Receives every [`Event`]. Closures `Fn(&Event)` are hooks.
+pub trait EventHook: Send + Sync + 'static {
+    fn on_event(&self, event: &Event);
+}
+
+impl<F> EventHook for F
+where
+    F: Fn(&Event) + Send + Sync + 'static,
+{
+    fn on_event(&self, event: &Event) {
+        self(event)
+    }
+}
+
+/// The event sink shared by the domain services: the audit log plus the optional hook.
+#[derive(Clone, Default)]
+pub struct Events {
+    hook: Option<Arc<dyn EventHook>>,
+}
+
+impl Events {
+    pub fn new(hook: Option<Arc<dyn EventHook>>) -> Self {
+        Events { hook }
+    }
+
+    pub fn emit(&self, event: Event) {
+        audit(&event);
+        if let Some(hook) = &self.hook {
+            hook.on_event(&event);
+        }
+    }
+}
+
+fn audit(event: &Event) {
+    let name = event.name();
+    match event {
+        Event::RegistrationSucceeded {
+            user,
+            credential_id,
+            new_account,
+        } => tracing::info!(target: "audit", event = name, %user, credential_id, new_account),
+        Event::RegistrationFailed { username, code } => {
+            tracing::info!(target: "audit", event = name, username = username.as_deref(), code = code.as_str())
+        }
+        Event::SignInSucceeded {
+            user,
+            credential_id,
+        }
+        | Event::PasskeyAdded {
+            user,
+            credential_id,
+        }
+        | Event::PasskeyRenamed {
+            user,
+            credential_id,
+        }
+        | Event::PasskeyRemoved {
+            user,
+            credential_id,
+        } => tracing::info!(target: "audit", event = name, %user, credential_id),
+        Event::SignInFailed { user, code } => {
+            tracing::info!(target: "audit", event = name, user = user.map(|u| u.to_string()), code = code.as_str())
+        }
+        Event::SessionCreated {
+            user,
+            session,
+            address,
+        } => {
+            tracing::info!(target: "audit", event = name, %user, %session, address = address.map(|a| a.to_string()))
+        }
+        Event::SessionRefreshed { user, session } => {
+            tracing::info!(target: "audit", event = name, %user, %session)
+        }
+        Event::SessionEnded {
+            user,
+            session,
+            reason,
+        } => {
+            tracing::info!(target: "audit", event = name, %user, %session, reason = reason.as_str())
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Unit tests of the session table, with a manual clock and (where persistence matters) a real
+//! sled store in a temporary directory.
+
+use super::*;
+use crate::clock::{Clock, ManualClock};
+use std::time::Duration;
+
+fn table(clock: &ManualClock) -> TokenTable {
+    TokenTable::new(
+        86_400,
+        3_600,
+        Arc::new(clock.clone()),
+        None,
+        Events::default(),
+    )
+}
+
+fn user() -> Arc<UserView> {
+    Arc::new(UserView {
+        id: Uuid::new_v4(),
+        name: "alice".into(),
+        display_name: "Alice".into(),
+    })
+}
+
+fn issue(t: &TokenTable, u: &Arc<UserView>) -> (IssuedToken, TokenInfo) {
+    t.issue(u.clone(), SessionMeta::default()).unwrap()
+}
+
+#[test]
+fn issued_tokens_are_64_upper_hex_and_distinct() {
+    let t = table(&ManualClock::new());
+    let (a, _) = issue(&t, &user());
+    let (b, _) = issue(&t, &user());
+    assert_eq!(a.as_str().len(), 64);
+    assert!(a
+        .as_str()
+        .bytes()
+        .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+    assert_ne!(a, b);
+    assert_eq!(format!("{a:?}"), "IssuedToken(…)");
+}
+
+#[test]
+fn lookup_finds_the_user_and_rejects_others() {
+    let t = table(&ManualClock::new());
+    let u = user();
+    let (tok, info) = issue(&t, &u);
+    let found = t.lookup(tok.as_str()).unwrap();
+    assert_eq!(found.user.id, u.id);
+    assert_eq!(found.session, info.session);
+    assert_eq!(
+        t.lookup(&tok.as_str().to_lowercase()).unwrap().user.id,
+        u.id
+    );
+    assert_eq!(t.lookup("nope").unwrap_err(), TokenError::Malformed);
+    assert_eq!(t.lookup(&"0".repeat(64)).unwrap_err(), TokenError::Invalid);
+    assert_eq!(
+        t.lookup(&"G".repeat(64)).unwrap_err(),
+        TokenError::Malformed
+    );
+}
+
+#[test]
+fn the_table_keeps_no_raw_token() {
+    let t = table(&ManualClock::new());
+    let (tok, _) = issue(&t, &user());
+    let raw = decode_hex_32(tok.as_str()).unwrap();
+    assert!(t.inner.by_hash.iter().all(|e| *e.key() != raw));
+    assert!(t
+        .inner
+        .by_hash
+        .iter()
+        .all(|e| *e.key() == openssl::sha::sha256(&raw)));
+}
+
+#[test]
+fn idle_timeout_slides_with_use_and_expires_unused_tokens() {
+    let clock = ManualClock::new();
+    let t = table(&clock);
+    let (tok, _) = issue(&t, &user());
+    clock.advance(Duration::from_secs(3_000));
+    assert!(t.lookup(tok.as_str()).is_ok());
+    clock.advance(Duration::from_secs(3_000));
+    assert!(t.lookup(tok.as_str()).is_ok(), "use slid the idle timer");
+    clock.advance(Duration::from_secs(3_600));
+    assert_eq!(t.lookup(tok.as_str()).unwrap_err(), TokenError::Invalid);
+    assert!(t.is_empty(), "an expired session is removed on lookup");
+}
+
+#[test]
+fn absolute_lifetime_ends_even_a_busy_token() {
+    let clock = ManualClock::new();
+    let t = table(&clock);
+    let (tok, info) = issue(&t, &user());
+    let _socket = t.watch(&info.session).unwrap();
+    for _ in 0..24 {
+        clock.advance(Duration::from_secs(3_599));
+        assert!(t.lookup(tok.as_str()).is_ok());
+    }
+    clock.advance(Duration::from_secs(100));
+    assert!(t.lookup(tok.as_str()).is_err());
+}
+
+#[test]
+fn a_live_socket_keeps_an_idle_token_alive() {
+    let clock = ManualClock::new();
+    let t = table(&clock);
+    let (tok, info) = issue(&t, &user());
+    let socket = t.watch(&info.session).unwrap();
+    clock.advance(Duration::from_secs(7_200));
+    assert_eq!(t.sweep(), 0);
+    drop(socket);
+    t.touch(&info.session);
+    assert!(t.lookup(tok.as_str()).is_ok());
+    clock.advance(Duration::from_secs(3_600));
+    assert_eq!(t.sweep(), 1);
+}
+
+#[tokio::test]
+async fn revoking_fires_every_watching_socket() {
+    let t = table(&ManualClock::new());
+    let (tok, info) = issue(&t, &user());
+    let mut a = t.watch(&info.session).unwrap();
+    let mut b = t.watch(&info.session).unwrap();
+    assert!(t.revoke(&info.session, EndReason::Logout));
+    a.fired().await;
+    b.fired().await;
+    assert!(t.lookup(tok.as_str()).is_err());
+    assert!(t.watch(&info.session).is_none());
+    assert!(!t.revoke(&info.session, EndReason::Logout));
+}
+
+#[tokio::test]
+async fn refresh_replaces_the_token_and_tells_sockets_the_new_expiry() {
+    let clock = ManualClock::new();
+    let t = table(&clock);
+    let (old, info) = issue(&t, &user());
+    let mut socket = t.watch(&info.session).unwrap();
+    clock.advance(Duration::from_secs(1_000));
+    let (new, refreshed) = t.refresh(&info.session).unwrap();
+    assert_ne!(old, new);
+    assert_eq!(refreshed.session, info.session);
+    assert_eq!(refreshed.expires_at, info.expires_at + 1_000);
+    assert_eq!(t.lookup(old.as_str()).unwrap_err(), TokenError::Invalid);
+    assert_eq!(t.lookup(new.as_str()).unwrap().session, info.session);
+    let expires_ms = clock.now_ms() + 86_400_000;
+    assert_eq!(socket.changed().await, SessionSignal::Live { expires_ms });
+}
+
+#[test]
+fn revoke_others_keeps_only_the_current_session_of_that_user() {
+    let t = table(&ManualClock::new());
+    let (alice, bob) = (user(), user());
+    let (_, keep) = issue(&t, &alice);
+    issue(&t, &alice);
+    issue(&t, &alice);
+    let (_, bobs) = issue(&t, &bob);
+    assert_eq!(t.sessions_of(&alice.id, Some(&keep.session)).len(), 3);
+    assert_eq!(t.revoke_others(&alice.id, &keep.session), 2);
+    let left = t.sessions_of(&alice.id, Some(&keep.session));
+    assert_eq!(left.len(), 1);
+    assert!(left[0].current);
+    assert_eq!(t.sessions_of(&bob.id, None)[0].id, bobs.session);
+}
+
+#[test]
+fn sessions_survive_a_reload_from_the_store_and_expired_ones_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let clock = ManualClock::new();
+    let record = crate::store::UserRecord {
+        id: Uuid::new_v4(),
+        name: "alice".into(),
+        display_name: "Alice".into(),
+        created_at: 0,
+        passkeys: 1,
+    };
+    store.put_user_for_tests(&record).unwrap();
+    let mk = || {
+        TokenTable::new(
+            86_400,
+            3_600,
+            Arc::new(clock.clone()),
+            Some(store.clone()),
+            Events::default(),
+        )
+    };
+    let t = mk();
+    let meta = SessionMeta {
+        user_agent: Some("test-agent".into()),
+        address: Some("127.0.0.1".parse().unwrap()),
+    };
+    let (kept, info) = t.issue(Arc::new(record.view()), meta.clone()).unwrap();
+    let (revoked, gone) = t.issue(Arc::new(record.view()), meta).unwrap();
+    t.revoke(&gone.session, EndReason::Logout);
+
+    let reloaded = mk();
+    assert_eq!(reloaded.load().unwrap(), 1);
+    let found = reloaded.lookup(kept.as_str()).unwrap();
+    assert_eq!(
+        (found.session, found.user.name.as_str()),
+        (info.session, "alice")
+    );
+    assert!(reloaded.lookup(revoked.as_str()).is_err());
+    let view = &reloaded.sessions_of(&record.id, None)[0];
+    assert_eq!(view.user_agent.as_deref(), Some("test-agent"));
+
+    clock.advance(Duration::from_secs(86_401));
+    assert_eq!(mk().load().unwrap(), 0, "expired sessions are not loaded");
+    assert!(
+        store.sessions().unwrap().is_empty(),
+        "and are removed from disk"
+    );
+}
