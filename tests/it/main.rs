@@ -5,6 +5,7 @@ mod accounts;
 mod browser;
 mod ceremonies;
 mod edge;
+mod forward_auth;
 mod helpers;
 mod persistence;
 mod sockets;
