@@ -386,7 +386,7 @@ impl TokenTable {
                 current: current == Some(&s.id),
             })
             .collect();
-        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         sessions
     }
 

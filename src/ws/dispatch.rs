@@ -258,6 +258,7 @@ async fn handle(
             api::logout(state, &ctx.caller)?;
             // With a session, its end closes this socket (4401) right after the reply.
             ctx.caller.user = None;
+            ctx.caller.session = None;
             reply(ServerMsg::LogoutResult {})
         }
         ClientMsg::Refresh {} => {
