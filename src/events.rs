@@ -180,3 +180,51 @@ fn audit(event: &Event) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    /// Collects what the fmt subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn events_are_written_to_the_audit_target_and_given_to_the_hook() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let seen: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let log = seen.clone();
+        let hook: Arc<dyn EventHook> =
+            Arc::new(move |e: &Event| log.lock().unwrap().push(e.clone()));
+        let events = Events::new(Some(hook));
+        let user = Uuid::nil();
+        let event = Event::SessionEnded {
+            user,
+            session: user,
+            reason: EndReason::Revoked,
+        };
+        tracing::subscriber::with_default(subscriber, || events.emit(event.clone()));
+        let line = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(line.contains("audit:"), "{line}");
+        assert!(line.contains("event=\"session.ended\""), "{line}");
+        assert!(line.contains("reason=\"revoked\""), "{line}");
+        assert_eq!(*seen.lock().unwrap(), vec![event]);
+    }
+}
