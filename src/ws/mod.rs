@@ -82,12 +82,16 @@ fn upgrade(
         Ok(parts) => parts,
         Err(e) => return e.error_response(),
     };
+    // A chat socket authenticated by its upgrade joins the room before the client can know it
+    // is open, so it cannot miss a message sent right after.
+    let room = (kind == SocketKind::Chat && ctx.caller.user.is_some()).then(|| state.chat.join());
     actix_web::rt::spawn(session::run(
         session,
         stream,
         state.clone(),
         ctx,
         revocation,
+        room,
     ));
     response
 }

@@ -68,6 +68,7 @@ pub async fn run(
     state: AppState,
     ctx: SocketCtx,
     mut revocation: Option<Revocation>,
+    mut room: Option<broadcast::Receiver<Arc<str>>>,
 ) {
     let _open = state.socket_opened();
     let mut shutdown = state.shutdown_signal();
@@ -91,7 +92,6 @@ pub async fn run(
         ws.message_burst,
         Instant::now(),
     );
-    let mut room = None;
     let mut last_seen = Instant::now();
     let clock = state.clock.clone();
     let mut expiry = ExpiryTimer::new(state.config.tokens.expiry_warning_secs);
@@ -100,9 +100,6 @@ pub async fn run(
     }
 
     let close: Option<Close> = loop {
-        if ctx.kind == SocketKind::Chat && room.is_none() && ctx.caller.user.is_some() {
-            room = Some(state.chat.join());
-        }
         tokio::select! {
             frame = stream.recv() => {
                 let frame = match frame {
@@ -125,6 +122,11 @@ pub async fn run(
                 match frame {
                     AggregatedMessage::Text(text) => {
                         let outcome = dispatch(ctx, &state, &text, now).await;
+                        // A chat socket that just authenticated joins before its auth.result
+                        // goes out, so it cannot miss a message sent right after.
+                        if ctx.kind == SocketKind::Chat && room.is_none() && ctx.caller.user.is_some() {
+                            room = Some(state.chat.join());
+                        }
                         if let Some(reply) = outcome.reply {
                             if session.text(reply).await.is_err() {
                                 break None;

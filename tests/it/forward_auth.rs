@@ -32,7 +32,9 @@ fn nginx_available() -> bool {
         return true;
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("nginx is not installed at {NGINX}; .ci/run must install it (apt-get install nginx)");
+        panic!(
+            "nginx is not installed at {NGINX}; .ci/run must install it (apt-get install nginx)"
+        );
     }
     eprintln!("\n=====================================================================");
     eprintln!("SKIPPED forward_auth: nginx not found at {NGINX} (apt-get install nginx)");
@@ -65,13 +67,12 @@ async fn whoami(req: HttpRequest) -> HttpResponse {
 fn start_upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
     let addr = listener.local_addr().expect("addr");
-    let server = actix_web::HttpServer::new(|| {
-        actix_web::App::new().default_service(web::to(whoami))
-    })
-    .workers(1)
-    .listen(listener)
-    .expect("listen")
-    .run();
+    let server =
+        actix_web::HttpServer::new(|| actix_web::App::new().default_service(web::to(whoami)))
+            .workers(1)
+            .listen(listener)
+            .expect("listen")
+            .run();
     actix_web::rt::spawn(server);
     addr
 }
@@ -126,7 +127,10 @@ http {{
     let deadline = Instant::now() + PATIENCE;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-        assert!(Instant::now() < deadline, "nginx did not start listening:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not start listening:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     nginx
@@ -171,11 +175,24 @@ async fn nginx_auth_request_lets_valid_tokens_through_with_the_user_and_stops_th
 
     let (status, body) = through_nginx(port, Some(&token), true).await;
     assert_eq!(status, 200);
-    assert_eq!(body["user"], "nina@example.com", "client-sent identity headers are replaced");
+    assert_eq!(
+        body["user"], "nina@example.com",
+        "client-sent identity headers are replaced"
+    );
 
     assert_eq!(through_nginx(port, None, true).await.0, 401);
-    assert_eq!(through_nginx(port, Some(&"E".repeat(64)), false).await.0, 401);
+    assert_eq!(
+        through_nginx(port, Some(&"E".repeat(64)), false).await.0,
+        401
+    );
 
-    assert_eq!(ws.request(json!({"type":"logout"})).await["type"], "logout.result");
-    assert_eq!(through_nginx(port, Some(&token), false).await.0, 401, "revoked at once");
+    assert_eq!(
+        ws.request(json!({"type":"logout"})).await["type"],
+        "logout.result"
+    );
+    assert_eq!(
+        through_nginx(port, Some(&token), false).await.0,
+        401,
+        "revoked at once"
+    );
 }
