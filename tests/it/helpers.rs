@@ -134,6 +134,15 @@ pub async fn spawn_in<H: UnauthorizedHook>(
     if let Some(hook) = hook {
         builder = builder.unauthorized_hook(hook);
     }
+    start(builder, clock, dir).await
+}
+
+/// Builds and runs the server in the test's runtime.
+async fn start(
+    builder: wsauthn::AppBuilder,
+    clock: ManualClock,
+    dir: std::sync::Arc<tempfile::TempDir>,
+) -> TestApp {
     let app = builder.build().await.expect("server starts");
     let addr = app.local_addr();
     let state = app.state().clone();
@@ -364,23 +373,9 @@ pub async fn spawn_with_events(
     dir: std::sync::Arc<tempfile::TempDir>,
     hook: impl wsauthn::EventHook,
 ) -> TestApp {
-    let config = Config::for_tests(dir.path());
     let clock = ManualClock::new();
-    let app = App::builder(config)
+    let builder = App::builder(Config::for_tests(dir.path()))
         .clock(std::sync::Arc::new(clock.clone()))
-        .event_hook(hook)
-        .build()
-        .await
-        .expect("server starts");
-    let addr = app.local_addr();
-    let state = app.state().clone();
-    let handle = app.shutdown_handle();
-    actix_web::rt::spawn(app.run());
-    TestApp {
-        addr,
-        clock,
-        state,
-        handle,
-        dir,
-    }
+        .event_hook(hook);
+    start(builder, clock, dir).await
 }
