@@ -363,7 +363,14 @@ impl Store {
     /// The counter check is repeated here, atomically against the stored value: a sign-in whose
     /// counter does not exceed the stored non-zero counter fails with `verification_failed`,
     /// even when two sign-ins race or the ceremony's begin-time copy of the passkey was stale.
-    pub fn record_use(&self, result: &AuthenticationResult, now_secs: u64) -> Result<(), Error> {
+    /// The record must belong to `owner`; checking it here, in the same atomic update, saves the
+    /// sign-in path a separate read.
+    pub fn record_use(
+        &self,
+        result: &AuthenticationResult,
+        owner: &Uuid,
+        now_secs: u64,
+    ) -> Result<(), Error> {
         let key = result.cred_id().as_slice();
         let mut outcome: Result<(), Error> = Err(Error::VerificationFailed(
             "this passkey is no longer registered",
@@ -372,6 +379,11 @@ impl Store {
             let old = old?;
             let step = (|| {
                 let mut record: CredentialRecord = from_json(old)?;
+                if record.user_id != *owner {
+                    return Err(Error::VerificationFailed(
+                        "this passkey does not belong to the account",
+                    ));
+                }
                 let stored = Credential::from(record.passkey.clone()).counter;
                 let counter = result.counter();
                 if (counter > 0 || stored > 0) && counter <= stored {

@@ -128,18 +128,10 @@ impl Ceremonies {
             }
             PendingState::Register { .. } => return Err(Error::CeremonyNotFound),
         };
-        // The stored credential is the authority on ownership and on the counter: the state
-        // captured at begin may be stale if another sign-in happened in between.
-        let owner = self
-            .store()
-            .credential(result.cred_id())?
-            .map(|r| r.user_id);
-        if owner != Some(user_id) {
-            return Err(Error::VerificationFailed(
-                "this passkey does not belong to the account",
-            ));
-        }
-        self.store().record_use(&result, self.now_secs())?;
+        // The stored credential is the authority on ownership and on the counter (the state
+        // captured at begin may be stale): record_use checks both in one atomic update.
+        self.store()
+            .record_use(&result, &user_id, self.now_secs())?;
         let user = self.store().user(&user_id)?.ok_or(Error::UnknownUser)?;
         self.signed_in(user, token || token_at_begin, meta)
     }
