@@ -157,8 +157,15 @@ impl Store {
     }
 
     /// Waits until every write so far is on disk.
+    ///
+    /// A synchronous flush on the blocking pool, not `flush_async`: sled 0.34's `flush_async`
+    /// deadlocks when called concurrently (spacejam/sled#1308, fixed only on sled's unreleased
+    /// main branch), which concurrent registrations did here.
     pub async fn flush(&self) -> Result<(), Error> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| Error::internal(format!("flush task: {e}")))??;
         Ok(())
     }
 

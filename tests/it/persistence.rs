@@ -176,3 +176,29 @@ async fn kill_9_right_after_register_result_loses_nothing() {
         assert_eq!(&discoverable["user"]["id"], id.as_str(), "{name}");
     }
 }
+
+/// Many registrations at once each flush before answering; sled's `flush_async` deadlocked
+/// under exactly this load, so every one of them must come back.
+#[actix_web::test]
+async fn many_concurrent_registrations_all_complete() {
+    let app = spawn_app().await;
+    for round in 0..3 {
+        let mut sockets = Vec::new();
+        for i in 0..24 {
+            let mut ws = app.ws("/ws").await;
+            let opts = register_begin(&mut ws, &format!("crowd-{round}-{i}"), false).await;
+            let mut key = SoftAuthenticator::new();
+            let credential = key.register(&opts["publicKey"], ORIGIN).unwrap();
+            let finish = serde_json::json!({"type":"register.finish","ceremonyId":opts["ceremonyId"],"credential":credential});
+            sockets.push((ws, finish));
+        }
+        let replies = futures_util::future::join_all(
+            sockets
+                .iter_mut()
+                .map(|(ws, finish)| ws.request(finish.clone())),
+        )
+        .await;
+        assert!(replies.iter().all(|r| r["verified"] == "ok"), "{replies:?}");
+    }
+    assert_eq!(app.state.store.user_count(), 72);
+}
