@@ -1,4 +1,5 @@
-//! The `wsauthn` binary: command line → config → tracing → `App::build(config).run()`.
+//! The `wsauthn` binary: command line → config → tracing → `App::build(config).run()`, or
+//! `wsauthn bench …` → the load generator in `wsauthn::bench`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ const USAGE: &str = "\
 wsauthn: passkey (WebAuthn) authentication server for real-time applications
 
 Usage: wsauthn [--config PATH] [--check-config]
+       wsauthn bench [OPTIONS]     load-test a server (wsauthn bench --help)
 
 Options:
   --config PATH    TOML file whose keys override the embedded defaults (config/default.toml)
@@ -52,7 +54,45 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
+/// `wsauthn bench …`: runs the load generator and prints its report.
+fn bench(args: impl Iterator<Item = String>) -> ExitCode {
+    let options = match wsauthn::bench::parse_args(args) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            println!("{}", wsauthn::bench::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("wsauthn bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let json = options.json;
+    match wsauthn::bench::run(options) {
+        Ok(report) => {
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.table());
+            }
+            if report.ops == 0 {
+                eprintln!("wsauthn bench: no operation succeeded");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wsauthn bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let mut argv = std::env::args().skip(1).peekable();
+    if argv.peek().map(String::as_str) == Some("bench") {
+        return bench(argv.skip(1));
+    }
     let args = match parse_args() {
         Ok(Some(args)) => args,
         Ok(None) => return ExitCode::SUCCESS,

@@ -259,7 +259,7 @@ impl TokenTable {
     /// Looks a presented token up, sliding its idle timer. An expired session is ended.
     pub fn lookup(&self, token: &str) -> Result<TokenInfo, TokenError> {
         let bytes = decode_hex_32(token).ok_or(TokenError::Malformed)?;
-        let hash = openssl::sha::sha256(&bytes);
+        let hash = hash_token(&bytes);
         let now = self.inner.clock.now_ms();
         let session = self
             .inner
@@ -452,7 +452,7 @@ impl TokenTable {
 
 mod secret;
 
-use secret::{decode_hex_32, new_token};
+use secret::{decode_hex_32, hash_token, new_token};
 pub use secret::{IssuedToken, TokenHash};
 
 #[cfg(test)]

@@ -1,0 +1,92 @@
+//! Smoke test of `wsauthn bench`: the binary runs a short load against a real server (in this
+//! process, port 0, temporary sled) and its `--json` report shows operations and no errors.
+//! Speed targets live in docs/benchmarks.md, not here: this only checks that the tool works.
+
+use std::process::Command;
+
+use serde_json::Value;
+use wsauthn::{App, Config};
+
+/// Starts a server with the per-socket limits raised, as docs/benchmarks.md says to for a load
+/// run; returns its address and the handle that stops it.
+async fn spawn_server(dir: &tempfile::TempDir) -> (std::net::SocketAddr, wsauthn::ShutdownHandle) {
+    let mut config = Config::for_tests(dir.path());
+    config.server.static_dir = "".into();
+    config.limits.ceremonies_per_minute = 1_000_000;
+    config.websocket.messages_per_second = 1_000_000;
+    config.websocket.message_burst = 1_000_000;
+    config.validate().expect("config is valid");
+    let app = App::build(config).await.expect("server starts");
+    let addr = app.local_addr();
+    let handle = app.shutdown_handle();
+    actix_web::rt::spawn(app.run());
+    (addr, handle)
+}
+
+/// Runs `wsauthn bench ARGS --json --quiet` against `addr` and returns the parsed report.
+async fn bench(addr: std::net::SocketAddr, args: &[&str]) -> Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wsauthn"));
+    command
+        .arg("bench")
+        .args(["--url", &format!("ws://{addr}"), "--json", "--quiet"])
+        .args(["--server-pid", &std::process::id().to_string()])
+        .args(["--timeout", "5s", "--setup-timeout", "20s"])
+        .args(args);
+    let output = actix_web::rt::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("wsauthn bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench failed: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[actix_web::test]
+async fn login_bench_reports_sign_ins_and_no_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addr, server) = spawn_server(&dir).await;
+    let report = bench(
+        addr,
+        &["--mode", "login", "--clients", "2", "--duration", "1s"],
+    )
+    .await;
+    server.shutdown().await;
+
+    assert_eq!(report["mode"], "login");
+    assert_eq!(report["error_count"], 0, "{report:#}");
+    let logins = report["operations"]["login"]["count"].as_u64().unwrap_or(0);
+    assert!(logins > 0, "no sign-in counted: {report:#}");
+    assert_eq!(report["ops"].as_u64(), Some(logins));
+    let p99 = report["latency_ms"]["p99"].as_f64().expect("p99");
+    let max = report["latency_ms"]["max"].as_f64().expect("max");
+    assert!(p99 > 0.0 && p99 <= max, "{report:#}");
+    let cpu = report["server"]["cpu_us_per_op"]
+        .as_f64()
+        .expect("server CPU");
+    assert!(cpu > 0.0, "{report:#}");
+}
+
+#[actix_web::test]
+async fn connect_bench_opens_protected_sockets_with_tokens() {
+    // Not `mixed`: its concurrent registrations can hit sled's flush_async deadlock
+    // (docs/benchmarks.md), which would hang this test rather than fail it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addr, server) = spawn_server(&dir).await;
+    let report = bench(
+        addr,
+        &["--mode", "connect", "--clients", "4", "--duration", "1s"],
+    )
+    .await;
+    server.shutdown().await;
+
+    assert_eq!(report["error_count"], 0, "{report:#}");
+    let connects = report["operations"]["connect"]["count"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(connects > 0, "no connect counted: {report:#}");
+}
