@@ -118,6 +118,7 @@ impl AppBuilder {
                 .wrap(from_fn(enforce_policy))
                 .configure(move |cfg| routes(cfg, static_dir.as_deref(), body_limit))
         })
+        .max_connections(config.server.max_connections_per_worker)
         .shutdown_timeout(5)
         // Signals are handled in `run`, so sockets can be closed with 1001 before the workers stop.
         .disable_signals();

@@ -38,6 +38,7 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub static_dir: PathBuf,
     pub workers: usize,
+    pub max_connections_per_worker: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -224,6 +225,9 @@ impl Config {
             return invalid(
                 "websocket.messages_per_second and message_burst must be at least 1".into(),
             );
+        }
+        if self.server.max_connections_per_worker == 0 {
+            return invalid("server.max_connections_per_worker must be at least 1".into());
         }
         let l = &self.limits;
         if l.max_pending_ceremonies == 0

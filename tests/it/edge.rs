@@ -277,3 +277,30 @@ fn binary_prints_usage_and_exits_0_on_help() {
     assert!(stdout.contains("Usage: wsauthn"), "{stdout}");
     assert!(stdout.contains("--config PATH"), "{stdout}");
 }
+
+#[actix_web::test]
+async fn a_worker_serves_at_most_max_connections_per_worker_at_once() {
+    let app = spawn_with(|c| {
+        c.server.workers = 1;
+        c.server.max_connections_per_worker = 1;
+    })
+    .await;
+    let mut first = app.ws("/ws").await;
+    assert_eq!(first.request(json!({"type":"ping"})).await["type"], "pong");
+    // Asserting that something does not happen needs a bound; 500 ms is far above a local upgrade.
+    let waiting = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        app.ws_with("/ws", &[("Origin", ORIGIN)]),
+    )
+    .await;
+    assert!(
+        waiting.is_err(),
+        "a second connection waits while the first is open"
+    );
+    first.close().await;
+    let mut next = tokio::time::timeout(PATIENCE, app.ws_with("/ws", &[("Origin", ORIGIN)]))
+        .await
+        .expect("served once the first connection is gone")
+        .expect("upgrade");
+    assert_eq!(next.request(json!({"type":"ping"})).await["type"], "pong");
+}
