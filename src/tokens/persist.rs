@@ -1,0 +1,51 @@
+//! Loading the sessions written through to sled back into the table at start.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use super::{Session, SessionMeta, SessionSignal, TokenTable};
+use crate::error::Error;
+
+impl TokenTable {
+    /// Loads the persisted sessions (at start). Expired ones and those of deleted users are
+    /// dropped from disk. Returns how many were loaded.
+    pub fn load(&self) -> Result<usize, Error> {
+        let Some(store) = &self.inner.store else {
+            return Ok(0);
+        };
+        let now = self.inner.clock.now_ms();
+        let mut loaded = 0;
+        for (hash, record) in store.sessions()? {
+            let user = match store.user(&record.user_id)? {
+                Some(user) if now < record.expires_ms => user,
+                _ => {
+                    store.remove_session(&hash)?;
+                    continue;
+                }
+            };
+            let session = Arc::new(Session {
+                id: record.id,
+                user: Arc::new(user.view()),
+                hash: Mutex::new(hash),
+                created_ms: record.created_ms,
+                expires_ms: AtomicU64::new(record.expires_ms),
+                last_used_ms: AtomicU64::new(record.last_used_ms),
+                persisted_last_used_ms: AtomicU64::new(record.last_used_ms),
+                meta: SessionMeta {
+                    user_agent: record.user_agent,
+                    address: record.address,
+                },
+                sockets: watch::channel(SessionSignal::Live {
+                    expires_ms: record.expires_ms,
+                })
+                .0,
+            });
+            self.inner.by_hash.insert(hash, session.clone());
+            self.inner.by_id.insert(record.id, session);
+            loaded += 1;
+        }
+        Ok(loaded)
+    }
+}
