@@ -8,16 +8,14 @@ use std::sync::Arc;
 use actix_web::middleware::from_fn;
 use actix_web::{test, web, App, HttpResponse};
 use uuid::Uuid;
-use wsauthn::clock::SystemClock;
-use wsauthn::endpoints::{AuthPolicy, DisconnectHook};
-use wsauthn::events::Events;
+use wsauthn::endpoints::AuthPolicy;
 use wsauthn::http::enforce_policy;
 use wsauthn::protocol::UserView;
-use wsauthn::state::AppState;
-use wsauthn::store::Store;
 use wsauthn::Config;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+
+mod common;
 
 const LIVE_TOKENS: usize = 100_000;
 
@@ -32,15 +30,7 @@ fn http_auth(c: &mut Criterion) {
     let paths = &mut config.endpoints.paths;
     paths.insert("/open".into(), AuthPolicy::None);
     paths.insert("/protected".into(), AuthPolicy::Required);
-    let store = Store::open(dir.path()).expect("sled opens");
-    let state = AppState::new(
-        config,
-        store,
-        Arc::new(SystemClock),
-        Arc::new(DisconnectHook),
-        Events::new(None),
-    )
-    .expect("state");
+    let state = common::server_state(dir.path(), config);
     let user = Arc::new(UserView {
         id: Uuid::new_v4(),
         name: "bench@example.com".into(),

@@ -22,6 +22,19 @@ use wsauthn::Config;
 pub const ORIGIN: &str = "http://localhost:8080";
 pub const USERNAME: &str = "bench@example.com";
 
+/// The server's state on a sled store in `dir`, wired as `App::build` wires it.
+pub fn server_state(dir: &std::path::Path, config: Config) -> AppState {
+    let store = Store::open(dir).expect("sled opens");
+    AppState::new(
+        config,
+        store,
+        Arc::new(SystemClock),
+        Arc::new(DisconnectHook),
+        Events::new(None),
+    )
+    .expect("state")
+}
+
 pub struct SignInFixture {
     /// Holds the sled directory for as long as the fixture lives.
     pub dir: tempfile::TempDir,
@@ -48,15 +61,7 @@ impl SignInFixture {
         let mut config = Config::for_tests(dir.path());
         configure(&mut config);
         let webauthn = build_webauthn(&config).expect("webauthn");
-        let store = Store::open(dir.path()).expect("sled opens");
-        let state = AppState::new(
-            config,
-            store,
-            Arc::new(SystemClock),
-            Arc::new(DisconnectHook),
-            Events::new(None),
-        )
-        .expect("state");
+        let state = server_state(dir.path(), config);
         let ceremonies = state.ceremonies.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
