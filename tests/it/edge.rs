@@ -304,3 +304,60 @@ async fn a_worker_serves_at_most_max_connections_per_worker_at_once() {
         .expect("upgrade");
     assert_eq!(next.request(json!({"type":"ping"})).await["type"], "pong");
 }
+
+#[actix_web::test]
+async fn a_frame_that_breaks_the_websocket_protocol_closes_with_1002() {
+    use std::io::{Read, Write};
+    let app = spawn_app().await;
+    let addr = app.addr;
+    // A raw client: a real upgrade, then an unmasked frame, which RFC 6455 forbids from clients.
+    let close = actix_web::rt::task::spawn_blocking(move || {
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+        write!(
+            tcp,
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            tcp.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        tcp.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+        let mut frame = [0u8; 4];
+        tcp.read_exact(&mut frame).unwrap();
+        (frame[0], u16::from_be_bytes([frame[2], frame[3]]))
+    })
+    .await
+    .unwrap();
+    assert_eq!(close, (0x88, 1002), "a close frame with code 1002");
+}
+
+#[actix_web::test]
+async fn an_http_body_over_the_size_limit_or_not_json_gets_bad_request() {
+    let app = spawn_app().await;
+    let huge = json!({"username": "x".repeat(70_000)});
+    let (status, _, body) = app.call("POST", "/api/login/begin", None, Some(huge)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
+    let mut res = awc::Client::new()
+        .post(app.url("/api/login/begin"))
+        .insert_header(("Content-Type", "application/json"))
+        .send_body("{not json")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: serde_json::Value = serde_json::from_slice(&res.body().await.unwrap()).unwrap();
+    assert_eq!(body["code"], "bad_request");
+}
