@@ -14,8 +14,20 @@ use crate::events::Events;
 use crate::store::Store;
 use crate::tokens::TokenTable;
 
+/// One `Arc` clone per handle: every socket task and request holds one pointer, not a copy of
+/// each field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub config: Arc<Config>,
     pub ceremonies: Ceremonies,
     pub tokens: TokenTable,
@@ -74,7 +86,7 @@ impl AppState {
             .iter()
             .map(|u| u.origin().ascii_serialization())
             .collect();
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             endpoints: Arc::new(Endpoints::from_config(&config.endpoints)),
             config: Arc::new(config),
             ceremonies,
@@ -89,7 +101,7 @@ impl AppState {
             open_sockets: Arc::new(AtomicU64::new(0)),
             shutdown: Arc::new(watch::channel(false).0),
             released: Arc::new(Released(watch::channel(false).0)),
-        })
+        })))
     }
 
     pub fn next_socket_id(&self) -> u64 {

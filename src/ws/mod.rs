@@ -12,6 +12,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use crate::error::Error;
 use crate::http::{error_response, session_meta, RequestAuth};
 use crate::state::AppState;
+use crate::tokens::SessionMeta;
 pub use dispatch::{SocketCtx, SocketKind, CLOSE_UNAUTHORIZED};
 
 pub async fn ceremony_socket(
@@ -64,7 +65,16 @@ fn upgrade(
     }
     let auth = req.extensions().get::<RequestAuth>().cloned();
     let needs_auth = state.endpoints.policy(path) == crate::endpoints::AuthPolicy::Required;
-    let mut ctx = SocketCtx::new(state, kind, path, session_meta(&req), Instant::now());
+    // Only ceremonies create sessions, which is what the user agent is kept for; other sockets
+    // keep just the peer address (for the unauthorized hook).
+    let meta = match kind {
+        SocketKind::Ceremony => session_meta(&req),
+        SocketKind::Echo | SocketKind::Chat => SessionMeta {
+            user_agent: None,
+            address: req.peer_addr().map(|a| a.ip()),
+        },
+    };
+    let mut ctx = SocketCtx::new(state, kind, path, meta, Instant::now());
     let mut revocation = None;
     match auth {
         Some(RequestAuth::User(info)) => match state.tokens.watch(&info.session) {

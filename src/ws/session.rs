@@ -1,19 +1,25 @@
 //! One socket's life: a single `select!` loop over incoming frames, chat broadcasts, the
-//! heartbeat, the auth deadline and token revocation, then cleanup.
+//! heartbeat and session expiry (one timer), the auth deadline and token revocation, then
+//! cleanup.
 //!
-//! Invariants: the loop owns the socket and its [`SocketCtx`]; whatever ends it, the guard at the
-//! end cancels the socket's pending ceremonies and marks its token used, so nothing it started
-//! outlives it.
+//! Invariants: the loop owns the socket and its [`SocketCtx`] (both in one [`Socket`]); whatever
+//! ends it, dropping the `Socket` cancels the socket's pending ceremonies and marks its token
+//! used, so nothing it started outlives it.
 
-use std::future::pending;
+use std::future::{pending, Future};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError, Session};
-use tokio::sync::broadcast;
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, MessageStream,
+    ProtocolError, Session,
+};
+use tokio::sync::{broadcast, watch};
+use tokio::time::{sleep, Sleep};
 
 use super::dispatch::{dispatch, unauthorized, verdict_close, Close, SocketCtx, SocketKind};
-use super::expiry::{ExpiryTimer, Stage};
+use super::expiry::{Due, SocketTimer, Stage};
 use crate::endpoints::Reason;
 use crate::error::Error;
 use crate::protocol::{self, ServerMsg};
@@ -26,6 +32,23 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_PROTOCOL: u16 = 1002;
+
+/// Everything one socket's loop needs, held once in its task (about 1 KiB less per idle socket
+/// than the same values as arguments and locals side by side).
+struct Socket {
+    live: Live,
+    session: Session,
+    stream: AggregatedMessageStream,
+    revocation: Option<Revocation>,
+    room: Option<broadcast::Receiver<Arc<str>>>,
+    shutdown: watch::Receiver<bool>,
+    /// Armed only while a protected socket waits for its `auth` frame.
+    auth_deadline: Option<Pin<Box<Sleep>>>,
+    flood: TokenBucket,
+    last_seen: Instant,
+    /// The heartbeat and the session's expiry.
+    timer: SocketTimer,
+}
 
 /// Owns the socket's context and cancels what the socket leaves behind however its loop ends,
 /// including when the task is dropped mid-await at shutdown.
@@ -52,6 +75,13 @@ async fn session_signal(revocation: &mut Option<Revocation>) -> SessionSignal {
     }
 }
 
+async fn auth_deadline_fired(deadline: &mut Option<Pin<Box<Sleep>>>) {
+    match deadline {
+        Some(sleep) => sleep.as_mut().await,
+        None => pending().await,
+    }
+}
+
 async fn next_broadcast(
     room: &mut Option<broadcast::Receiver<Arc<str>>>,
 ) -> Result<Arc<str>, broadcast::error::RecvError> {
@@ -61,172 +91,218 @@ async fn next_broadcast(
     }
 }
 
-/// Runs the socket until it closes.
-pub async fn run(
-    mut session: Session,
+/// Runs the socket until it closes. Not an `async fn`: the arguments go into the [`Socket`]
+/// first, so the task holds them once rather than beside it.
+pub fn run(
+    session: Session,
     stream: MessageStream,
     state: AppState,
     ctx: SocketCtx,
-    mut revocation: Option<Revocation>,
-    mut room: Option<broadcast::Receiver<Arc<str>>>,
-) {
-    let _open = state.socket_opened();
-    let mut shutdown = state.shutdown_signal();
-    let mut live = Live {
-        state: state.clone(),
-        ctx,
-    };
-    let ctx = &mut live.ctx;
-    let ws = &state.config.websocket;
-    let mut stream = stream
-        .max_frame_size(ws.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(ws.max_frame_bytes);
-    let heartbeat_timeout = Duration::from_millis(ws.heartbeat_timeout_ms);
-    let mut heartbeat = tokio::time::interval(Duration::from_millis(ws.heartbeat_interval_ms));
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let auth_deadline = tokio::time::sleep(Duration::from_millis(ws.auth_deadline_ms));
-    tokio::pin!(auth_deadline);
-    let mut flood = TokenBucket::new(
-        f64::from(ws.messages_per_second),
-        ws.message_burst,
-        Instant::now(),
-    );
-    let mut last_seen = Instant::now();
-    let clock = state.clock.clone();
-    let mut expiry = ExpiryTimer::new(state.config.tokens.expiry_warning_secs);
-    if let Some(SessionSignal::Live { expires_ms }) = revocation.as_ref().map(Revocation::current) {
-        expiry.arm(expires_ms, &*clock);
+    revocation: Option<Revocation>,
+    room: Option<broadcast::Receiver<Arc<str>>>,
+) -> impl Future<Output = ()> {
+    let open = state.socket_opened();
+    let mut socket = Socket::new(session, stream, state, ctx, revocation, room);
+    async move {
+        let _open = open;
+        let close = socket.serve().await;
+        let Socket {
+            live,
+            session,
+            stream,
+            ..
+        } = socket;
+        drop(live);
+        let reason = close.map(|c| CloseReason {
+            code: CloseCode::from(c.code),
+            description: Some(c.reason),
+        });
+        let _ = session.close(reason).await;
+        drop(stream);
+    }
+}
+
+impl Socket {
+    fn new(
+        session: Session,
+        stream: MessageStream,
+        state: AppState,
+        ctx: SocketCtx,
+        revocation: Option<Revocation>,
+        room: Option<broadcast::Receiver<Arc<str>>>,
+    ) -> Socket {
+        let ws = &state.config.websocket;
+        let stream = stream
+            .max_frame_size(ws.max_frame_bytes)
+            .aggregate_continuations()
+            .max_continuation_size(ws.max_frame_bytes);
+        let auth_deadline = ctx
+            .awaiting_auth
+            .then(|| Box::pin(sleep(Duration::from_millis(ws.auth_deadline_ms))));
+        let now = Instant::now();
+        let flood = TokenBucket::new(f64::from(ws.messages_per_second), ws.message_burst, now);
+        let mut timer = SocketTimer::new(
+            Duration::from_millis(ws.heartbeat_interval_ms),
+            state.config.tokens.expiry_warning_secs,
+        );
+        if let Some(SessionSignal::Live { expires_ms }) =
+            revocation.as_ref().map(Revocation::current)
+        {
+            timer.arm(expires_ms, &*state.clock);
+        }
+        Socket {
+            shutdown: state.shutdown_signal(),
+            live: Live { state, ctx },
+            session,
+            stream,
+            revocation,
+            room,
+            auth_deadline,
+            flood,
+            last_seen: now,
+            timer,
+        }
     }
 
-    let close: Option<Close> = loop {
-        tokio::select! {
-            frame = stream.recv() => {
-                let frame = match frame {
-                    None => break None,
-                    Some(Err(ProtocolError::Overflow)) => break Some(Close {
-                        code: CLOSE_TOO_BIG,
-                        reason: format!("frame larger than {} bytes", ws.max_frame_bytes),
-                    }),
-                    Some(Err(e)) => {
-                        tracing::debug!(socket = ctx.id, error = %e, "websocket protocol error");
-                        break Some(Close { code: CLOSE_PROTOCOL, reason: "protocol error".into() });
-                    }
-                    Some(Ok(frame)) => frame,
-                };
-                let now = Instant::now();
-                last_seen = now;
-                if !matches!(frame, AggregatedMessage::Pong(_)) && !flood.try_take(now) {
-                    break Some(Close { code: CLOSE_POLICY, reason: "too many messages".into() });
-                }
-                match frame {
-                    AggregatedMessage::Text(text) => {
-                        // Boxed: its state (about 1.1 KiB, the ceremony futures) then lives only
-                        // while a frame is handled, not in every idle socket's task.
-                        let outcome = Box::pin(dispatch(ctx, &state, &text, now)).await;
-                        // A chat socket that just authenticated joins before its auth.result
-                        // goes out, so it cannot miss a message sent right after.
-                        if ctx.kind == SocketKind::Chat && room.is_none() && ctx.caller.user.is_some() {
-                            room = Some(state.chat.join());
+    /// The loop: returns how to close the socket (`None`: it is already gone, or the client
+    /// closed it).
+    async fn serve(&mut self) -> Option<Close> {
+        let state = &self.live.state;
+        let ctx = &mut self.live.ctx;
+        let session = &mut self.session;
+        let room = &mut self.room;
+        let revocation = &mut self.revocation;
+        let timer = &mut self.timer;
+        let auth_deadline = &mut self.auth_deadline;
+        let ws = &state.config.websocket;
+        let clock = &*state.clock;
+        let heartbeat_timeout = Duration::from_millis(ws.heartbeat_timeout_ms);
+
+        let close: Option<Close> = loop {
+            tokio::select! {
+                frame = self.stream.recv() => {
+                    let frame = match frame {
+                        None => break None,
+                        Some(Err(ProtocolError::Overflow)) => break Some(Close {
+                            code: CLOSE_TOO_BIG,
+                            reason: format!("frame larger than {} bytes", ws.max_frame_bytes),
+                        }),
+                        Some(Err(e)) => {
+                            tracing::debug!(socket = ctx.id, error = %e, "websocket protocol error");
+                            break Some(Close { code: CLOSE_PROTOCOL, reason: "protocol error".into() });
                         }
-                        if let Some(reply) = outcome.reply {
-                            if session.text(reply).await.is_err() {
+                        Some(Ok(frame)) => frame,
+                    };
+                    let now = Instant::now();
+                    self.last_seen = now;
+                    if !matches!(frame, AggregatedMessage::Pong(_)) && !self.flood.try_take(now) {
+                        break Some(Close { code: CLOSE_POLICY, reason: "too many messages".into() });
+                    }
+                    match frame {
+                        AggregatedMessage::Text(text) => {
+                            // Boxed: its state (about 1.1 KiB, the ceremony futures) then lives only
+                            // while a frame is handled, not in every idle socket's task.
+                            let outcome = Box::pin(dispatch(ctx, state, &text, now)).await;
+                            // A chat socket that just authenticated joins before its auth.result
+                            // goes out, so it cannot miss a message sent right after.
+                            if ctx.kind == SocketKind::Chat && room.is_none() && ctx.caller.user.is_some() {
+                                *room = Some(state.chat.join());
+                            }
+                            if let Some(reply) = outcome.reply {
+                                if session.text(reply).await.is_err() {
+                                    break None;
+                                }
+                            }
+                            if let Some(watch) = outcome.watch {
+                                match watch.current() {
+                                    SessionSignal::Live { expires_ms } => timer.arm(expires_ms, clock),
+                                    SessionSignal::Ended => timer.disarm(),
+                                }
+                                *revocation = Some(watch);
+                            }
+                            if outcome.close.is_some() {
+                                break outcome.close;
+                            }
+                        }
+                        AggregatedMessage::Binary(bytes) => {
+                            let sent = if ctx.kind == SocketKind::Echo && !ctx.awaiting_auth {
+                                session.binary(bytes).await
+                            } else if ctx.awaiting_auth {
+                                match verdict_close(unauthorized(state, ctx, Reason::NotAuthenticated)) {
+                                    Some(close) => break Some(close),
+                                    None => { ctx.awaiting_auth = false; Ok(()) }
+                                }
+                            } else {
+                                let err = Error::bad_request("Binary frames are not supported; send JSON text.");
+                                session.text(protocol::encode(None, &ServerMsg::error(&err))).await
+                            };
+                            if sent.is_err() {
                                 break None;
                             }
                         }
-                        if let Some(watch) = outcome.watch {
-                            match watch.current() {
-                                SessionSignal::Live { expires_ms } => expiry.arm(expires_ms, &*clock),
-                                SessionSignal::Ended => expiry.disarm(),
+                        AggregatedMessage::Ping(bytes) => {
+                            if session.pong(&bytes).await.is_err() {
+                                break None;
                             }
-                            revocation = Some(watch);
                         }
-                        if outcome.close.is_some() {
-                            break outcome.close;
-                        }
-                    }
-                    AggregatedMessage::Binary(bytes) => {
-                        let sent = if ctx.kind == SocketKind::Echo && !ctx.awaiting_auth {
-                            session.binary(bytes).await
-                        } else if ctx.awaiting_auth {
-                            match verdict_close(unauthorized(&state, ctx, Reason::NotAuthenticated)) {
-                                Some(close) => break Some(close),
-                                None => { ctx.awaiting_auth = false; Ok(()) }
-                            }
-                        } else {
-                            let err = Error::bad_request("Binary frames are not supported; send JSON text.");
-                            session.text(protocol::encode(None, &ServerMsg::error(&err))).await
-                        };
-                        if sent.is_err() {
+                        AggregatedMessage::Pong(_) => {}
+                        AggregatedMessage::Close(reason) => {
+                            tracing::debug!(socket = ctx.id, ?reason, "client closed");
                             break None;
                         }
                     }
-                    AggregatedMessage::Ping(bytes) => {
-                        if session.pong(&bytes).await.is_err() {
+                }
+                message = next_broadcast(room) => match message {
+                    Ok(frame) => {
+                        if session.text(&*frame).await.is_err() {
                             break None;
                         }
                     }
-                    AggregatedMessage::Pong(_) => {}
-                    AggregatedMessage::Close(reason) => {
-                        tracing::debug!(socket = ctx.id, ?reason, "client closed");
-                        break None;
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(socket = ctx.id, missed, "chat member too slow; messages dropped");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => *room = None,
+                },
+                signal = session_signal(revocation) => match signal {
+                    SessionSignal::Ended => break Some(Close::unauthorized()),
+                    SessionSignal::Live { expires_ms } => timer.arm(expires_ms, clock),
+                },
+                due = timer.fired() => match due {
+                    Due::Heartbeat => {
+                        if self.last_seen.elapsed() > heartbeat_timeout {
+                            break Some(Close { code: CLOSE_GOING_AWAY, reason: "heartbeat timeout".into() });
+                        }
+                        if session.ping(b"").await.is_err() {
+                            break None;
+                        }
+                    }
+                    Due::Expiry(Stage::Warn) => {
+                        let warning = ServerMsg::Expiring { expires_at: timer.expires_at() };
+                        if session.text(protocol::encode(None, &warning)).await.is_err() {
+                            break None;
+                        }
+                        timer.arm_end(clock);
+                    }
+                    Due::Expiry(Stage::End) => {
+                        let ended = ctx.caller.session.is_some_and(|s| state.tokens.expire_if_due(&s));
+                        if !ended {
+                            timer.arm_end(clock);
+                        }
+                    }
+                },
+                _ = self.shutdown.wait_for(|going| *going) => {
+                    break Some(Close { code: CLOSE_GOING_AWAY, reason: "server shutting down".into() });
+                }
+                () = auth_deadline_fired(auth_deadline), if ctx.awaiting_auth => {
+                    *auth_deadline = None;
+                    match verdict_close(unauthorized(state, ctx, Reason::Deadline)) {
+                        Some(close) => break Some(close),
+                        None => ctx.awaiting_auth = false,
                     }
                 }
             }
-            message = next_broadcast(&mut room) => match message {
-                Ok(frame) => {
-                    if session.text(&*frame).await.is_err() {
-                        break None;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(socket = ctx.id, missed, "chat member too slow; messages dropped");
-                }
-                Err(broadcast::error::RecvError::Closed) => room = None,
-            },
-            _ = heartbeat.tick() => {
-                if last_seen.elapsed() > heartbeat_timeout {
-                    break Some(Close { code: CLOSE_GOING_AWAY, reason: "heartbeat timeout".into() });
-                }
-                if session.ping(b"").await.is_err() {
-                    break None;
-                }
-            }
-            signal = session_signal(&mut revocation) => match signal {
-                SessionSignal::Ended => break Some(Close::unauthorized()),
-                SessionSignal::Live { expires_ms } => expiry.arm(expires_ms, &*clock),
-            },
-            stage = expiry.fired() => match stage {
-                Stage::Warn => {
-                    let warning = ServerMsg::Expiring { expires_at: expiry.expires_at() };
-                    if session.text(protocol::encode(None, &warning)).await.is_err() {
-                        break None;
-                    }
-                    expiry.arm_end(&*clock);
-                }
-                Stage::End => {
-                    let ended = ctx.caller.session.is_some_and(|s| state.tokens.expire_if_due(&s));
-                    if !ended {
-                        expiry.arm_end(&*clock);
-                    }
-                }
-            },
-            _ = shutdown.wait_for(|going| *going) => {
-                break Some(Close { code: CLOSE_GOING_AWAY, reason: "server shutting down".into() });
-            }
-            () = &mut auth_deadline, if ctx.awaiting_auth => {
-                match verdict_close(unauthorized(&state, ctx, Reason::Deadline)) {
-                    Some(close) => break Some(close),
-                    None => ctx.awaiting_auth = false,
-                }
-            }
-        }
-    };
+        };
 
-    drop(live);
-    let reason = close.map(|c| CloseReason {
-        code: CloseCode::from(c.code),
-        description: Some(c.reason),
-    });
-    let _ = session.close(reason).await;
+        close
+    }
 }
