@@ -6,6 +6,8 @@
 //! - `credentials`: credential id → [`CredentialRecord`] as JSON. Being keyed by credential id,
 //!   this tree *is* the global credential-id index: one id, one account.
 //! - `user_credentials`: user id ‖ credential id → nothing (lists a user's passkeys)
+//! - `credential_use`: credential id → its counter, backup flags and last use, 14 bytes, once
+//!   it has signed in (see [`usage`])
 //! - `sessions`: SHA-256 of a bearer token → [`SessionRecord`] as JSON (see `tokens`)
 //!
 //! Invariants: a user and their first passkey are written in one transaction, and a passkey is
@@ -13,12 +15,14 @@
 //! of one credential id (or one username) cannot both win. Callers that promise durability await
 //! [`Store::flush`] before they answer. Domain code only: nothing here knows of HTTP or sockets.
 
+mod usage;
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use uuid::Uuid;
-use webauthn_rs::prelude::{AuthenticationResult, Credential, Passkey};
+use webauthn_rs::prelude::Passkey;
 
 use crate::error::Error;
 use crate::protocol::UserView;
@@ -111,6 +115,7 @@ pub struct Store {
     usernames: sled::Tree,
     credentials: sled::Tree,
     user_credentials: sled::Tree,
+    credential_use: sled::Tree,
     sessions: sled::Tree,
 }
 
@@ -151,6 +156,7 @@ impl Store {
             usernames: db.open_tree("usernames")?,
             credentials: db.open_tree("credentials")?,
             user_credentials: db.open_tree("user_credentials")?,
+            credential_use: db.open_tree("credential_use")?,
             sessions: db.open_tree("sessions")?,
             db,
         })
@@ -186,10 +192,11 @@ impl Store {
         }
     }
 
+    /// A passkey's record, as of its latest sign-in.
     pub fn credential(&self, cred_id: &[u8]) -> Result<Option<CredentialRecord>, Error> {
         self.credentials
             .get(cred_id)?
-            .map(|v| from_json(&v))
+            .map(|v| self.with_usage(from_json(&v)?))
             .transpose()
     }
 
@@ -217,8 +224,9 @@ impl Store {
             &self.usernames,
             &self.credentials,
             &self.user_credentials,
+            &self.credential_use,
         )
-            .transaction(|(users, usernames, credentials, user_credentials)| {
+            .transaction(|(users, usernames, credentials, user_credentials, usage)| {
                 if usernames.get(name_key.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(Conflict::UsernameTaken));
                 }
@@ -231,6 +239,9 @@ impl Store {
                 users.insert(user.id.as_bytes(), user_json.as_slice())?;
                 credentials.insert(cred_id, cred_json.as_slice())?;
                 user_credentials.insert(user_cred_key(&user.id, cred_id), &[])?;
+                // A sign-in racing the deletion of an earlier registration of this id can leave
+                // its usage behind; the new registration starts afresh.
+                usage.remove(cred_id)?;
                 Ok(())
             })
             .map_err(map_tx)
@@ -241,8 +252,13 @@ impl Store {
     pub fn add_credential(&self, cred: &CredentialRecord, max_passkeys: u32) -> Result<(), Error> {
         let cred_json = to_json(cred)?;
         let cred_id = cred.passkey.cred_id().as_slice();
-        (&self.users, &self.credentials, &self.user_credentials)
-            .transaction(|(users, credentials, user_credentials)| {
+        (
+            &self.users,
+            &self.credentials,
+            &self.user_credentials,
+            &self.credential_use,
+        )
+            .transaction(|(users, credentials, user_credentials, usage)| {
                 let Some(user) = users.get(cred.user_id.as_bytes())? else {
                     return Err(ConflictableTransactionError::Abort(Conflict::UnknownUser));
                 };
@@ -264,6 +280,7 @@ impl Store {
                 users.insert(user.id.as_bytes(), user_json)?;
                 credentials.insert(cred_id, cred_json.as_slice())?;
                 user_credentials.insert(user_cred_key(&cred.user_id, cred_id), &[])?;
+                usage.remove(cred_id)?;
                 Ok(())
             })
             .map_err(map_tx)
@@ -276,8 +293,13 @@ impl Store {
         cred_id: &[u8],
         allow_last: bool,
     ) -> Result<(), Error> {
-        (&self.users, &self.credentials, &self.user_credentials)
-            .transaction(|(users, credentials, user_credentials)| {
+        (
+            &self.users,
+            &self.credentials,
+            &self.user_credentials,
+            &self.credential_use,
+        )
+            .transaction(|(users, credentials, user_credentials, usage)| {
                 let link = user_cred_key(user_id, cred_id);
                 if user_credentials.get(&link)?.is_none() {
                     return Err(ConflictableTransactionError::Abort(Conflict::NotFound));
@@ -296,6 +318,7 @@ impl Store {
                 users.insert(user_id.as_bytes(), user_json)?;
                 credentials.remove(cred_id)?;
                 user_credentials.remove(link)?;
+                usage.remove(cred_id)?;
                 Ok(())
             })
             .map_err(map_tx)
@@ -330,7 +353,7 @@ impl Store {
                 }
             }
         })?;
-        outcome
+        self.with_usage(outcome?)
     }
 
     pub fn put_session(&self, hash: &[u8; 32], record: &SessionRecord) -> Result<(), Error> {
@@ -363,57 +386,6 @@ impl Store {
         self.usernames
             .insert(username_key(&user.name).as_bytes(), user.id.as_bytes())?;
         Ok(())
-    }
-
-    /// Records a successful sign-in: the new counter and backup flags, and the time of use.
-    ///
-    /// The counter check is repeated here, atomically against the stored value: a sign-in whose
-    /// counter does not exceed the stored non-zero counter fails with `verification_failed`,
-    /// even when two sign-ins race or the ceremony's begin-time copy of the passkey was stale.
-    /// The record must belong to `owner`; checking it here, in the same atomic update, saves the
-    /// sign-in path a separate read.
-    pub fn record_use(
-        &self,
-        result: &AuthenticationResult,
-        owner: &Uuid,
-        now_secs: u64,
-    ) -> Result<(), Error> {
-        let key = result.cred_id().as_slice();
-        let mut outcome: Result<(), Error> = Err(Error::VerificationFailed(
-            "this passkey is no longer registered",
-        ));
-        self.credentials.fetch_and_update(key, |old| {
-            let old = old?;
-            let step = (|| {
-                let mut record: CredentialRecord = from_json(old)?;
-                if record.user_id != *owner {
-                    return Err(Error::VerificationFailed(
-                        "this passkey does not belong to the account",
-                    ));
-                }
-                let stored = Credential::from(record.passkey.clone()).counter;
-                let counter = result.counter();
-                if (counter > 0 || stored > 0) && counter <= stored {
-                    return Err(Error::VerificationFailed(
-                        "the signature counter did not increase; the passkey may be cloned",
-                    ));
-                }
-                record.passkey.update_credential(result);
-                record.last_used_at = Some(now_secs);
-                to_json(&record)
-            })();
-            match step {
-                Ok(new) => {
-                    outcome = Ok(());
-                    Some(new)
-                }
-                Err(e) => {
-                    outcome = Err(e);
-                    Some(old.to_vec())
-                }
-            }
-        })?;
-        outcome
     }
 
     pub fn user_count(&self) -> usize {

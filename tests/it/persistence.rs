@@ -75,6 +75,40 @@ async fn passkey_added_to_an_account_survives_a_restart() {
     }
 }
 
+#[actix_web::test]
+async fn a_passkeys_signature_counter_survives_a_restart() {
+    let app = spawn_app().await;
+    let mut key = SoftAuthenticator::new();
+    let (_, _, mut ws) = signed_up(&app, &mut key, "carol").await;
+    for username in [Some("carol"), None, Some("carol")] {
+        assert_signs_in(&mut ws, &mut key, username).await;
+    }
+    ws.close().await;
+    let dir = app.stop().await;
+    let app = spawn_in(dir, |_| {}, None::<DisconnectHook>).await;
+
+    // Three sign-ins stored counter 3: a replayed lower counter is refused after the restart,
+    // by name and usernameless alike, and the listing shows the passkey was used.
+    let cred_id = key.credentials()[0].id.clone();
+    key.set_counter(&cred_id, 2);
+    for username in [Some("carol"), None] {
+        let mut ws = app.ws("/ws").await;
+        let result = login(&mut ws, &mut key, username, false).await;
+        let message = assert_error(&result, "verification_failed");
+        assert!(message.contains("counter"), "{username:?}: {message}");
+        key.set_counter(&cred_id, 2);
+    }
+    key.set_counter(&cred_id, 20);
+    let mut ws = app.ws("/ws").await;
+    assert_signs_in(&mut ws, &mut key, Some("carol")).await;
+    let record = app.state.store.credential(&cred_id).unwrap().unwrap();
+    assert_eq!(
+        webauthn_rs::prelude::Credential::from(record.passkey).counter,
+        21
+    );
+    assert!(record.last_used_at.is_some());
+}
+
 /// A `wsauthn` child process on a port of its own; killed (SIGKILL) when dropped, so a failing
 /// test leaves no server behind.
 struct Server {
