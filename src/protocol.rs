@@ -5,6 +5,8 @@
 //! so they are exactly what a browser's `toJSON()` writes. `docs/protocol.md` is the prose
 //! version of this file; the golden tests below pin both together.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use webauthn_rs::prelude::{
@@ -24,11 +26,9 @@ pub enum MsgId {
 }
 
 /// A decoded client frame.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Envelope {
-    #[serde(default)]
     pub id: Option<MsgId>,
-    #[serde(flatten)]
     pub msg: ClientMsg,
 }
 
@@ -99,40 +99,29 @@ pub struct SessionRevoke {
     pub session_id: Uuid,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type")]
+/// A client message, by its `"type"` (see [`ClientMsg::TYPES`] and [`decode`]).
+#[derive(Debug)]
 pub enum ClientMsg {
-    #[serde(rename = "register.begin")]
     RegisterBegin(RegisterBegin),
-    #[serde(rename = "register.finish")]
     RegisterFinish(RegisterFinish),
-    #[serde(rename = "login.begin")]
     LoginBegin(LoginBegin),
-    #[serde(rename = "login.finish")]
     LoginFinish(LoginFinish),
-    #[serde(rename = "auth")]
-    Auth { token: String },
-    #[serde(rename = "logout")]
+    Auth {
+        token: String,
+    },
     Logout {},
-    #[serde(rename = "refresh")]
     Refresh {},
-    #[serde(rename = "ping")]
     Ping {},
-    #[serde(rename = "passkeys.list")]
     PasskeysList {},
-    #[serde(rename = "passkeys.rename")]
     PasskeysRename(PasskeyRename),
-    #[serde(rename = "passkeys.delete")]
     PasskeysDelete(PasskeyDelete),
-    #[serde(rename = "sessions.list")]
     SessionsList {},
-    #[serde(rename = "sessions.revoke")]
     SessionsRevoke(SessionRevoke),
-    #[serde(rename = "sessions.revokeOthers")]
     SessionsRevokeOthers {},
     /// A chat message (only on `/chat`).
-    #[serde(rename = "message")]
-    Message { text: String },
+    Message {
+        text: String,
+    },
 }
 
 impl ClientMsg {
@@ -154,6 +143,33 @@ impl ClientMsg {
         "sessions.revokeOthers",
         "message",
     ];
+
+    /// The message of type `kind` from the whole frame's text.
+    fn decode(kind: &str, text: &str) -> serde_json::Result<ClientMsg> {
+        use serde_json::from_str as body;
+        Ok(match kind {
+            "register.begin" => ClientMsg::RegisterBegin(body(text)?),
+            "register.finish" => ClientMsg::RegisterFinish(body(text)?),
+            "login.begin" => ClientMsg::LoginBegin(body(text)?),
+            "login.finish" => ClientMsg::LoginFinish(body(text)?),
+            "auth" => ClientMsg::Auth {
+                token: body::<AuthBody>(text)?.token,
+            },
+            "logout" => ClientMsg::Logout {},
+            "refresh" => ClientMsg::Refresh {},
+            "ping" => ClientMsg::Ping {},
+            "passkeys.list" => ClientMsg::PasskeysList {},
+            "passkeys.rename" => ClientMsg::PasskeysRename(body(text)?),
+            "passkeys.delete" => ClientMsg::PasskeysDelete(body(text)?),
+            "sessions.list" => ClientMsg::SessionsList {},
+            "sessions.revoke" => ClientMsg::SessionsRevoke(body(text)?),
+            "sessions.revokeOthers" => ClientMsg::SessionsRevokeOthers {},
+            "message" => ClientMsg::Message {
+                text: body::<MessageBody>(text)?.text,
+            },
+            other => return Err(serde::de::Error::unknown_variant(other, Self::TYPES)),
+        })
+    }
 
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -183,12 +199,42 @@ pub struct DecodeError {
     pub error: Error,
 }
 
+/// A frame's `type` and `id`, read first (every other field is skipped unparsed).
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(default)]
+    id: Option<MsgId>,
+    #[serde(default, borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct AuthBody {
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct MessageBody {
+    text: String,
+}
+
 /// Decodes one text frame. Errors say what is wrong in words and keep the frame's `id`.
+///
+/// Two passes over the text, `type` and `id` first and then the message's own struct, rather
+/// than one through `#[serde(flatten)]` and an internally tagged enum: those buffer the whole
+/// frame (a `login.finish` is ~1 KiB of base64) into serde's intermediate `Content` twice before
+/// decoding it (docs/benchmarks.md). Fields a message does not know are ignored, as before.
 pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
-    match serde_json::from_str::<Envelope>(text) {
-        Ok(envelope) => Ok(envelope),
-        Err(serde_err) => Err(explain_decode_error(text, serde_err)),
-    }
+    let decoded = serde_json::from_str::<Head>(text).and_then(|head| {
+        let kind = head
+            .kind
+            .ok_or_else(|| serde::de::Error::missing_field("type"))?;
+        Ok(Envelope {
+            id: head.id,
+            msg: ClientMsg::decode(&kind, text)?,
+        })
+    });
+    decoded.map_err(|serde_err| explain_decode_error(text, serde_err))
 }
 
 fn explain_decode_error(text: &str, serde_err: serde_json::Error) -> DecodeError {

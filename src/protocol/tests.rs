@@ -267,3 +267,21 @@ fn golden_account_and_session_frames() {
         json!({"type":"refresh.result","id":"r","authentication":{"token":"AB","expiresAt":5}}),
     );
 }
+
+#[test]
+fn every_listed_type_is_decoded_and_names_itself() {
+    for &kind in ClientMsg::TYPES {
+        let frame = format!(r#"{{"type":"{kind}"}}"#);
+        match decode(&frame) {
+            Ok(e) => assert_eq!(e.msg.type_name(), kind),
+            // Types with required fields say what is missing, not that the type is unknown.
+            Err(e) => assert!(
+                e.error
+                    .to_string()
+                    .starts_with(&format!("Invalid {kind:?} message")),
+                "{kind}: {}",
+                e.error
+            ),
+        }
+    }
+}
