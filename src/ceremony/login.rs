@@ -37,11 +37,7 @@ impl Ceremonies {
                 let (options, state) = webauthn
                     .start_passkey_authentication(&passkeys)
                     .map_err(|e| Error::internal(format!("start authentication: {e}")))?;
-                let pending = PendingState::Login {
-                    state,
-                    user_id: user.id,
-                    token,
-                };
+                let pending = PendingState::Login { state, user, token };
                 (options, pending)
             }
             None => {
@@ -91,17 +87,13 @@ impl Ceremonies {
         let pending = self.inner.pending.take(ceremony_id, CeremonyKind::Login)?;
         check_same_origin(&credential.response.client_data_json)?;
         let webauthn = &self.inner.webauthn;
-        let (user_id, result, token_at_begin) = match pending {
-            PendingState::Login {
-                state,
-                user_id,
-                token,
-            } => {
-                *user_seen = Some(user_id);
+        let (user, result, token_at_begin) = match pending {
+            PendingState::Login { state, user, token } => {
+                *user_seen = Some(user.id);
                 let result = webauthn
                     .finish_passkey_authentication(credential, &state)
                     .map_err(verification_error)?;
-                (user_id, result, token)
+                (Some(user), result, token)
             }
             PendingState::Discoverable { state, token } => {
                 let (user_id, cred_id) = webauthn
@@ -124,15 +116,19 @@ impl Ceremonies {
                 let result = webauthn
                     .finish_discoverable_authentication_v2(credential, state, &record.passkey)
                     .map_err(verification_error)?;
-                (user_id, result, token)
+                (None, result, token)
             }
             PendingState::Register { .. } => return Err(Error::CeremonyNotFound),
         };
+        let user_id = user_seen.ok_or(Error::UnknownUser)?;
         // The stored credential is the authority on ownership and on the counter (the state
         // captured at begin may be stale): record_use checks both in one atomic update.
         self.store()
             .record_use(&result, &user_id, self.now_secs())?;
-        let user = self.store().user(&user_id)?.ok_or(Error::UnknownUser)?;
+        let user = match user {
+            Some(user) => user,
+            None => self.store().user(&user_id)?.ok_or(Error::UnknownUser)?,
+        };
         self.signed_in(user, token || token_at_begin, meta)
     }
 }

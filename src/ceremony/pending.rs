@@ -42,7 +42,9 @@ pub enum PendingState {
     /// Signing in a named user.
     Login {
         state: PasskeyAuthentication,
-        user_id: Uuid,
+        /// The account as read at begin (usernames and display names never change), so finish
+        /// need not read it again; finish still checks the passkey belongs to it.
+        user: UserRecord,
         token: bool,
     },
     /// Usernameless sign-in: the user is learned from the credential's user handle.
