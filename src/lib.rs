@@ -34,6 +34,7 @@ pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod logwriter;
 pub mod protocol;
 pub mod ratelimit;
 pub mod softkey;

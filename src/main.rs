@@ -112,9 +112,17 @@ fn main() -> ExitCode {
         println!("configuration is valid:\n{config:#?}");
         return ExitCode::SUCCESS;
     }
+    let (log_writer, _flush_logs_at_exit) = match wsauthn::logwriter::spawn(std::io::stdout()) {
+        Ok(parts) => parts,
+        Err(e) => {
+            eprintln!("wsauthn: cannot start the log writer thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(log_writer)
         .init();
     let result = actix_web::rt::System::new().block_on(async move {
         let app = App::build(config).await.map_err(|e| e.to_string())?;
