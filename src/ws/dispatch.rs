@@ -59,9 +59,15 @@ pub struct SocketCtx {
     pub caller: Caller,
     /// A protected socket opened without a token: the next frame must be a valid `auth`.
     pub awaiting_auth: bool,
-    pending_register: Option<Uuid>,
-    pending_login: Option<Uuid>,
-    ceremonies: TokenBucket,
+    /// Only on `/ws`: other sockets run no ceremonies and carry none of this.
+    ceremonies: Option<Box<CeremonySlots>>,
+}
+
+/// A ceremony socket's latest pending ceremony of each kind, and its per-minute allowance.
+struct CeremonySlots {
+    register: Option<Uuid>,
+    login: Option<Uuid>,
+    allowance: TokenBucket,
 }
 
 impl SocketCtx {
@@ -82,15 +88,23 @@ impl SocketCtx {
                 ..Caller::default()
             },
             awaiting_auth: false,
-            pending_register: None,
-            pending_login: None,
-            ceremonies: TokenBucket::new(f64::from(per_minute) / 60.0, per_minute, now),
+            ceremonies: (kind == SocketKind::Ceremony).then(|| {
+                Box::new(CeremonySlots {
+                    register: None,
+                    login: None,
+                    allowance: TokenBucket::new(f64::from(per_minute) / 60.0, per_minute, now),
+                })
+            }),
         }
     }
 
     /// Ceremonies this socket still has pending, to cancel when it closes.
     pub fn pending_ceremonies(&self) -> impl Iterator<Item = Uuid> {
-        self.pending_register.into_iter().chain(self.pending_login)
+        let (register, login) = self
+            .ceremonies
+            .as_deref()
+            .map_or((None, None), |c| (c.register, c.login));
+        register.into_iter().chain(login)
     }
 }
 
@@ -220,13 +234,13 @@ async fn handle(
         ClientMsg::RegisterBegin(req) => {
             take_ceremony_slot(ctx, now)?;
             let options = api::register_begin(state, &ctx.caller, &req)?;
-            if let Some(old) = ctx.pending_register.replace(options.ceremony_id) {
+            if let Some(old) = slots(ctx)?.register.replace(options.ceremony_id) {
                 state.ceremonies.pending().cancel(&old);
             }
             reply(ServerMsg::RegisterOptions(options))
         }
         ClientMsg::RegisterFinish(req) => {
-            let ceremony = resolve(&mut ctx.pending_register, req.ceremony_id)?;
+            let ceremony = resolve(&mut slots(ctx)?.register, req.ceremony_id)?;
             let (result, signed_in) =
                 api::register_finish(state, &ctx.caller, &ceremony, &req).await?;
             let watch = sign_in(ctx, state, signed_in);
@@ -238,13 +252,13 @@ async fn handle(
         ClientMsg::LoginBegin(req) => {
             take_ceremony_slot(ctx, now)?;
             let options = api::login_begin(state, &req)?;
-            if let Some(old) = ctx.pending_login.replace(options.ceremony_id) {
+            if let Some(old) = slots(ctx)?.login.replace(options.ceremony_id) {
                 state.ceremonies.pending().cancel(&old);
             }
             reply(ServerMsg::LoginOptions(options))
         }
         ClientMsg::LoginFinish(req) => {
-            let ceremony = resolve(&mut ctx.pending_login, req.ceremony_id)?;
+            let ceremony = resolve(&mut slots(ctx)?.login, req.ceremony_id)?;
             let (result, signed_in) =
                 api::login_finish(state, &ctx.caller, &ceremony, &req).await?;
             let watch = sign_in(ctx, state, signed_in);
@@ -309,9 +323,16 @@ async fn handle(
     }
 }
 
+/// The ceremony state of a `/ws` socket (`handle` refuses ceremonies on the others first).
+fn slots(ctx: &mut SocketCtx) -> Result<&mut CeremonySlots, Error> {
+    ctx.ceremonies
+        .as_deref_mut()
+        .ok_or_else(|| Error::bad_request("Ceremonies run only on /ws."))
+}
+
 /// Counts a ceremony against the socket's per-minute allowance.
 fn take_ceremony_slot(ctx: &mut SocketCtx, now: Instant) -> Result<(), Error> {
-    if ctx.ceremonies.try_take(now) {
+    if slots(ctx)?.allowance.try_take(now) {
         Ok(())
     } else {
         Err(Error::RateLimited(

@@ -177,6 +177,12 @@ impl Socket {
         let ws = &state.config.websocket;
         let clock = &*state.clock;
         let heartbeat_timeout = Duration::from_millis(ws.heartbeat_timeout_ms);
+        if *self.shutdown.borrow_and_update() {
+            return Some(Close {
+                code: CLOSE_GOING_AWAY,
+                reason: "server shutting down".into(),
+            });
+        }
 
         let close: Option<Close> = loop {
             tokio::select! {
@@ -290,7 +296,9 @@ impl Socket {
                         }
                     }
                 },
-                _ = self.shutdown.wait_for(|going| *going) => {
+                // The switch only ever goes from false to true, and is checked when the socket
+                // opens (below), so any change means the server is going away.
+                _ = self.shutdown.changed() => {
                     break Some(Close { code: CLOSE_GOING_AWAY, reason: "server shutting down".into() });
                 }
                 () = auth_deadline_fired(auth_deadline), if ctx.awaiting_auth => {
