@@ -183,17 +183,21 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
     shared.window.send_replace(Some(deadline));
     let mut peak_rss = server_start.map_or(0, |s| s.rss_kib);
     let mut peak_open = 0;
+    // (open sockets, server RSS KiB), for the marginal cost of a socket.
+    let mut rss_by_open = Vec::new();
     loop {
         let now = Instant::now();
         if now >= deadline {
             break;
         }
+        let open = Live::get(&shared.live.open_sockets);
         if let Some(pid) = options.server_pid {
             if let Ok(s) = procfs::sample(&pid.to_string()) {
                 peak_rss = peak_rss.max(s.rss_kib);
+                rss_by_open.push((open, s.rss_kib));
             }
         }
-        peak_open = peak_open.max(Live::get(&shared.live.open_sockets));
+        peak_open = peak_open.max(open);
         progress.running(&shared.live, now - started, options.duration);
         std::thread::sleep((deadline - now).min(Duration::from_millis(200)));
     }
@@ -208,12 +212,13 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
         recorder.merge(&part);
     }
     let server = match (options.server_pid, server_start, server_end) {
-        (Some(pid), Some(start), Some(end)) => Some(ServerReport::new(
-            pid,
-            start,
-            end,
-            peak_rss.max(end.rss_kib),
-        )),
+        (Some(pid), Some(start), Some(end)) => {
+            let mut report = ServerReport::new(pid, start, end, peak_rss.max(end.rss_kib));
+            if peak_open > 0 {
+                report.rss_marginal_per_socket_kib = report::marginal_kib_per_socket(&rss_by_open);
+            }
+            Some(report)
+        }
         _ => None,
     };
     let client = match (client_start, client_end) {

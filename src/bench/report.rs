@@ -60,6 +60,31 @@ pub struct ServerReport {
     pub hwm_kib: u64,
     /// (peak − start) / sockets held, in idle mode.
     pub rss_per_socket_kib: Option<f64>,
+    /// In idle mode, the least-squares slope of RSS against open sockets over the samples taken
+    /// while the sockets opened: what one more socket costs, whatever the server held (or had
+    /// free for reuse) when the window began.
+    pub rss_marginal_per_socket_kib: Option<f64>,
+}
+
+/// The slope, KiB per socket, of `(open sockets, RSS KiB)` samples up to the first that reached
+/// the most sockets; `None` with fewer than 3 such samples or no spread in the socket count.
+pub fn marginal_kib_per_socket(samples: &[(u64, u64)]) -> Option<f64> {
+    let most = samples.iter().map(|&(open, _)| open).max()?;
+    let end = samples.iter().position(|&(open, _)| open == most)?;
+    let ramp = &samples[..=end];
+    if ramp.len() < 3 {
+        return None;
+    }
+    let n = ramp.len() as f64;
+    let mean_x = ramp.iter().map(|&(x, _)| x as f64).sum::<f64>() / n;
+    let mean_y = ramp.iter().map(|&(_, y)| y as f64).sum::<f64>() / n;
+    let (mut cov, mut var) = (0.0, 0.0);
+    for &(x, y) in ramp {
+        let dx = x as f64 - mean_x;
+        cov += dx * (y as f64 - mean_y);
+        var += dx * dx;
+    }
+    (var > 0.0).then(|| cov / var)
 }
 
 impl ServerReport {
@@ -74,6 +99,7 @@ impl ServerReport {
             rss_peak_kib: peak_rss_kib,
             hwm_kib: end.hwm_kib,
             rss_per_socket_kib: None,
+            rss_marginal_per_socket_kib: None,
         }
     }
 }
@@ -239,9 +265,12 @@ impl Report {
                 "server (pid {}): CPU {:.2} s (user {:.2}, system {:.2}){per_op}",
                 s.pid, s.cpu_secs, s.cpu_user_secs, s.cpu_system_secs
             );
-            let per_socket = s
-                .rss_per_socket_kib
-                .map_or(String::new(), |k| format!(", {k:.1} KiB per open socket"));
+            let marginal = s
+                .rss_marginal_per_socket_kib
+                .map_or(String::new(), |k| format!(" (marginal {k:.1} KiB)"));
+            let per_socket = s.rss_per_socket_kib.map_or(String::new(), |k| {
+                format!(", {k:.1} KiB per open socket{marginal}")
+            });
             let _ = writeln!(
                 out,
                 "server memory: RSS {} at start, {} at peak (VmHWM {}){per_socket}",
@@ -336,5 +365,42 @@ impl Progress {
             self.last_plain.set(Some(now));
             eprintln!("{line}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::marginal_kib_per_socket;
+
+    #[test]
+    fn the_marginal_cost_is_the_slope_while_sockets_open() {
+        // 1,000 KiB held before; 16 KiB per socket; the plateau after the peak is left out, and
+        // so is where the window began.
+        let samples = [
+            (0, 1_000),
+            (100, 2_600),
+            (250, 5_000),
+            (400, 7_400),
+            (400, 9_000),
+        ];
+        let slope = marginal_kib_per_socket(&samples).unwrap();
+        assert!((slope - 16.0).abs() < 1e-9, "{slope}");
+        // Noise around the line still gives its slope.
+        let noisy = [
+            (0, 1_010),
+            (100, 2_590),
+            (200, 4_210),
+            (300, 5_790),
+            (400, 7_400),
+        ];
+        let slope = marginal_kib_per_socket(&noisy).unwrap();
+        assert!((slope - 15.96).abs() < 0.05, "{slope}");
+    }
+
+    #[test]
+    fn too_few_samples_or_no_spread_give_no_figure() {
+        assert_eq!(marginal_kib_per_socket(&[]), None);
+        assert_eq!(marginal_kib_per_socket(&[(0, 1), (10, 200)]), None);
+        assert_eq!(marginal_kib_per_socket(&[(5, 1), (5, 2), (5, 3)]), None);
     }
 }
