@@ -73,8 +73,6 @@ async fn login_bench_reports_sign_ins_and_no_errors() {
 
 #[actix_web::test]
 async fn connect_bench_opens_protected_sockets_with_tokens() {
-    // Not `mixed`: its concurrent registrations can hit sled's flush_async deadlock
-    // (docs/benchmarks.md), which would hang this test rather than fail it.
     let dir = tempfile::tempdir().expect("tempdir");
     let (addr, server) = spawn_server(&dir).await;
     let report = bench(
@@ -89,4 +87,50 @@ async fn connect_bench_opens_protected_sockets_with_tokens() {
         .as_u64()
         .unwrap_or(0);
     assert!(connects > 0, "no connect counted: {report:#}");
+}
+
+#[actix_web::test]
+async fn mixed_bench_registers_signs_in_and_connects() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addr, server) = spawn_server(&dir).await;
+    let report = bench(
+        addr,
+        &["--mode", "mixed", "--clients", "8", "--duration", "2s"],
+    )
+    .await;
+    server.shutdown().await;
+
+    assert_eq!(report["error_count"], 0, "{report:#}");
+    for op in ["register", "login", "connect"] {
+        let count = report["operations"][op]["count"].as_u64().unwrap_or(0);
+        assert!(count > 0, "no {op} counted: {report:#}");
+    }
+}
+
+#[actix_web::test]
+async fn idle_bench_holds_every_socket_and_reports_memory_per_socket() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addr, server) = spawn_server(&dir).await;
+    let report = bench(
+        addr,
+        &[
+            "--mode",
+            "idle",
+            "--clients",
+            "50",
+            "--accounts",
+            "5",
+            "--duration",
+            "1s",
+        ],
+    )
+    .await;
+    server.shutdown().await;
+
+    assert_eq!(report["error_count"], 0, "{report:#}");
+    assert_eq!(report["peak_open_sockets"], 50, "{report:#}");
+    assert!(
+        report["server"]["rss_per_socket_kib"].is_number(),
+        "{report:#}"
+    );
 }
