@@ -102,7 +102,35 @@ pub fn run(
     room: Option<broadcast::Receiver<Arc<str>>>,
 ) -> impl Future<Output = ()> {
     let open = state.socket_opened();
-    let mut socket = Socket::new(session, stream, state, ctx, revocation, room);
+    let ws = &state.config.websocket;
+    let stream = stream
+        .max_frame_size(ws.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(ws.max_frame_bytes);
+    let auth_deadline = ctx
+        .awaiting_auth
+        .then(|| Box::pin(sleep(Duration::from_millis(ws.auth_deadline_ms))));
+    let now = Instant::now();
+    let flood = TokenBucket::new(f64::from(ws.messages_per_second), ws.message_burst, now);
+    let mut timer = SocketTimer::new(
+        Duration::from_millis(ws.heartbeat_interval_ms),
+        state.config.tokens.expiry_warning_secs,
+    );
+    if let Some(SessionSignal::Live { expires_ms }) = revocation.as_ref().map(Revocation::current) {
+        timer.arm(expires_ms, &*state.clock);
+    }
+    let mut socket = Socket {
+        shutdown: state.shutdown_signal(),
+        live: Live { state, ctx },
+        session,
+        stream,
+        revocation,
+        room,
+        auth_deadline,
+        flood,
+        last_seen: now,
+        timer,
+    };
     async move {
         let _open = open;
         let close = socket.serve().await;
@@ -123,47 +151,6 @@ pub fn run(
 }
 
 impl Socket {
-    fn new(
-        session: Session,
-        stream: MessageStream,
-        state: AppState,
-        ctx: SocketCtx,
-        revocation: Option<Revocation>,
-        room: Option<broadcast::Receiver<Arc<str>>>,
-    ) -> Socket {
-        let ws = &state.config.websocket;
-        let stream = stream
-            .max_frame_size(ws.max_frame_bytes)
-            .aggregate_continuations()
-            .max_continuation_size(ws.max_frame_bytes);
-        let auth_deadline = ctx
-            .awaiting_auth
-            .then(|| Box::pin(sleep(Duration::from_millis(ws.auth_deadline_ms))));
-        let now = Instant::now();
-        let flood = TokenBucket::new(f64::from(ws.messages_per_second), ws.message_burst, now);
-        let mut timer = SocketTimer::new(
-            Duration::from_millis(ws.heartbeat_interval_ms),
-            state.config.tokens.expiry_warning_secs,
-        );
-        if let Some(SessionSignal::Live { expires_ms }) =
-            revocation.as_ref().map(Revocation::current)
-        {
-            timer.arm(expires_ms, &*state.clock);
-        }
-        Socket {
-            shutdown: state.shutdown_signal(),
-            live: Live { state, ctx },
-            session,
-            stream,
-            revocation,
-            room,
-            auth_deadline,
-            flood,
-            last_seen: now,
-            timer,
-        }
-    }
-
     /// The loop: returns how to close the socket (`None`: it is already gone, or the client
     /// closed it).
     async fn serve(&mut self) -> Option<Close> {
