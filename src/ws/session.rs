@@ -196,6 +196,10 @@ impl Socket {
                             // Boxed: its state (about 1.1 KiB, the ceremony futures) then lives only
                             // while a frame is handled, not in every idle socket's task.
                             let outcome = Box::pin(dispatch(ctx, state, &text, now)).await;
+                            if !ctx.awaiting_auth {
+                                // Authenticated by this frame: the deadline's timer can go.
+                                *auth_deadline = None;
+                            }
                             // A chat socket that just authenticated joins before its auth.result
                             // goes out, so it cannot miss a message sent right after.
                             if ctx.kind == SocketKind::Chat && room.is_none() && ctx.caller.user.is_some() {
