@@ -26,7 +26,7 @@ async fn handler() -> HttpResponse {
 
 fn http_auth(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut config = Config::for_tests(dir.path());
+    let mut config = Config::for_tests(dir.path()).expect("embedded config");
     let paths = &mut config.endpoints.paths;
     paths.insert("/open".into(), AuthPolicy::None);
     paths.insert("/protected".into(), AuthPolicy::Required);

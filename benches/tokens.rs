@@ -29,7 +29,7 @@ fn tokens(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = Store::open(dir.path()).expect("sled opens");
     let state = AppState::new(
-        Config::for_tests(dir.path()),
+        Config::for_tests(dir.path()).expect("embedded config"),
         store,
         Arc::new(ManualClock::new()),
         Arc::new(DisconnectHook),

@@ -111,15 +111,12 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        // The embedded file is checked by a unit test; failing here would be a build defect.
-        #[allow(clippy::expect_used)]
-        Config::from_layers(None, std::iter::empty()).expect("embedded default config is valid")
-    }
-}
-
 impl Config {
+    /// The embedded defaults alone (`config/default.toml`), which a unit test checks are valid.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::from_layers(None, std::iter::empty())
+    }
+
     /// Loads the configuration the binary runs with: defaults, then the file (if any), then the
     /// process environment.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -160,12 +157,12 @@ impl Config {
 
     /// A configuration for tests and embedding: defaults with a different data directory and
     /// an ephemeral port.
-    pub fn for_tests(data_dir: &Path) -> Config {
-        let mut config = Config::default();
+    pub fn for_tests(data_dir: &Path) -> Result<Config, ConfigError> {
+        let mut config = Config::embedded()?;
         config.server.bind = "127.0.0.1:0".into();
         config.server.data_dir = data_dir.to_owned();
         config.server.workers = 2;
-        config
+        Ok(config)
     }
 
     /// Checks everything that can be checked before the server starts.
@@ -353,7 +350,7 @@ mod tests {
 
     #[test]
     fn embedded_defaults_are_valid_and_match_the_protocol_defaults() {
-        let c = Config::from_layers(None, std::iter::empty()).unwrap();
+        let c = Config::embedded().unwrap();
         assert_eq!(c.server.bind, "127.0.0.1:8080");
         assert_eq!(c.webauthn.rp_id, "localhost");
         assert_eq!(c.webauthn.origins, vec!["http://localhost:8080"]);

@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn default_policy_protects_the_builtin_endpoints() {
-        let e = Endpoints::from_config(&Config::default().endpoints);
+        let e = Endpoints::from_config(&Config::embedded().unwrap().endpoints);
         assert_eq!(e.policy("/api/me"), AuthPolicy::Required);
         assert_eq!(e.policy("/echo"), AuthPolicy::Required);
         assert_eq!(e.policy("/chat"), AuthPolicy::Required);

@@ -10,7 +10,7 @@ use wsauthn::{App, Config};
 /// Starts a server with the per-socket limits raised, as docs/benchmarks.md says to for a load
 /// run; returns its address and the handle that stops it.
 async fn spawn_server(dir: &tempfile::TempDir) -> (std::net::SocketAddr, wsauthn::ShutdownHandle) {
-    let mut config = Config::for_tests(dir.path());
+    let mut config = Config::for_tests(dir.path()).expect("embedded config");
     config.server.static_dir = "".into();
     config.limits.ceremonies_per_minute = 1_000_000;
     config.websocket.messages_per_second = 1_000_000;

@@ -58,7 +58,7 @@ impl SignInFixture {
 
     pub fn with_config(configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut config = Config::for_tests(dir.path());
+        let mut config = Config::for_tests(dir.path()).expect("embedded config");
         configure(&mut config);
         let webauthn = build_webauthn(&config).expect("webauthn");
         let state = server_state(dir.path(), config);

@@ -126,7 +126,7 @@ pub async fn spawn_in<H: UnauthorizedHook>(
     configure: impl FnOnce(&mut Config),
     hook: Option<H>,
 ) -> TestApp {
-    let mut config = Config::for_tests(dir.path());
+    let mut config = Config::for_tests(dir.path()).expect("embedded config");
     configure(&mut config);
     config.validate().expect("test config is valid");
     let clock = ManualClock::new();
@@ -374,7 +374,7 @@ pub async fn spawn_with_events(
     hook: impl wsauthn::EventHook,
 ) -> TestApp {
     let clock = ManualClock::new();
-    let builder = App::builder(Config::for_tests(dir.path()))
+    let builder = App::builder(Config::for_tests(dir.path()).expect("embedded config"))
         .clock(std::sync::Arc::new(clock.clone()))
         .event_hook(hook);
     start(builder, clock, dir).await

@@ -59,7 +59,7 @@ impl Demo {
         let port = listener.local_addr().expect("local address").port();
         let url = format!("http://localhost:{port}");
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::for_tests(dir.path());
+        let mut config = Config::for_tests(dir.path()).expect("embedded config");
         config.webauthn.origins = vec![url.clone()];
         config.server.static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/web").into();
         configure(&mut config);
