@@ -23,8 +23,17 @@ async fn spawn_server(dir: &tempfile::TempDir) -> (std::net::SocketAddr, wsauthn
     (addr, handle)
 }
 
-/// Runs `wsauthn bench ARGS --json --quiet` against `addr` and returns the parsed report.
-async fn bench(addr: std::net::SocketAddr, args: &[&str]) -> Value {
+/// Runs `wsauthn bench ARGS --json --quiet` against a fresh server and returns the parsed
+/// report; the server is stopped before it returns.
+async fn bench(args: &[&str]) -> Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addr, server) = spawn_server(&dir).await;
+    let report = run_bench(addr, args).await;
+    server.shutdown().await;
+    report
+}
+
+async fn run_bench(addr: std::net::SocketAddr, args: &[&str]) -> Value {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wsauthn"));
     command
         .arg("bench")
@@ -48,14 +57,7 @@ async fn bench(addr: std::net::SocketAddr, args: &[&str]) -> Value {
 
 #[actix_web::test]
 async fn login_bench_reports_sign_ins_and_no_errors() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (addr, server) = spawn_server(&dir).await;
-    let report = bench(
-        addr,
-        &["--mode", "login", "--clients", "2", "--duration", "1s"],
-    )
-    .await;
-    server.shutdown().await;
+    let report = bench(&["--mode", "login", "--clients", "2", "--duration", "1s"]).await;
 
     assert_eq!(report["mode"], "login");
     assert_eq!(report["error_count"], 0, "{report:#}");
@@ -73,14 +75,7 @@ async fn login_bench_reports_sign_ins_and_no_errors() {
 
 #[actix_web::test]
 async fn connect_bench_opens_protected_sockets_with_tokens() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (addr, server) = spawn_server(&dir).await;
-    let report = bench(
-        addr,
-        &["--mode", "connect", "--clients", "4", "--duration", "1s"],
-    )
-    .await;
-    server.shutdown().await;
+    let report = bench(&["--mode", "connect", "--clients", "4", "--duration", "1s"]).await;
 
     assert_eq!(report["error_count"], 0, "{report:#}");
     let connects = report["operations"]["connect"]["count"]
@@ -91,14 +86,7 @@ async fn connect_bench_opens_protected_sockets_with_tokens() {
 
 #[actix_web::test]
 async fn mixed_bench_registers_signs_in_and_connects() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (addr, server) = spawn_server(&dir).await;
-    let report = bench(
-        addr,
-        &["--mode", "mixed", "--clients", "8", "--duration", "2s"],
-    )
-    .await;
-    server.shutdown().await;
+    let report = bench(&["--mode", "mixed", "--clients", "8", "--duration", "2s"]).await;
 
     assert_eq!(report["error_count"], 0, "{report:#}");
     for op in ["register", "login", "connect"] {
@@ -109,23 +97,17 @@ async fn mixed_bench_registers_signs_in_and_connects() {
 
 #[actix_web::test]
 async fn idle_bench_holds_every_socket_and_reports_memory_per_socket() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (addr, server) = spawn_server(&dir).await;
-    let report = bench(
-        addr,
-        &[
-            "--mode",
-            "idle",
-            "--clients",
-            "50",
-            "--accounts",
-            "5",
-            "--duration",
-            "1s",
-        ],
-    )
+    let report = bench(&[
+        "--mode",
+        "idle",
+        "--clients",
+        "50",
+        "--accounts",
+        "5",
+        "--duration",
+        "1s",
+    ])
     .await;
-    server.shutdown().await;
 
     assert_eq!(report["error_count"], 0, "{report:#}");
     assert_eq!(report["peak_open_sockets"], 50, "{report:#}");
