@@ -114,6 +114,11 @@ impl Store {
         })
     }
 
+    fn registered_usage(&self, cred_id: &[u8]) -> Result<Usage, Error> {
+        let json = self.credentials.get(cred_id)?.ok_or(NOT_REGISTERED)?;
+        Ok(Usage::registered(&super::from_json(&json)?))
+    }
+
     /// Records a successful sign-in with one of `owner`'s passkeys: the new counter and backup
     /// flags, and the time of use.
     ///
@@ -136,20 +141,12 @@ impl Store {
                 false => NOT_REGISTERED,
             });
         }
-        // Its first sign-in starts from the registered state.
-        let registered = match self.credential_use.contains_key(cred_id)? {
-            true => None,
-            false => self
-                .credentials
-                .get(cred_id)?
-                .map(|json| super::from_json(&json).map(|r| Usage::registered(&r)))
-                .transpose()?,
-        };
         let mut outcome = Err(NOT_REGISTERED);
         self.credential_use.fetch_and_update(cred_id, |old| {
             let current = match old {
                 Some(bytes) => Usage::decode(bytes),
-                None => registered.ok_or(NOT_REGISTERED),
+                // Its first sign-in starts from the registered state (which never changes).
+                None => self.registered_usage(cred_id),
             };
             match current.and_then(|usage| usage.after(result, now_secs)) {
                 Ok(next) => {
