@@ -164,11 +164,12 @@ impl Socket {
         let ws = &state.config.websocket;
         let clock = &*state.clock;
         let heartbeat_timeout = Duration::from_millis(ws.heartbeat_timeout_ms);
+        let shutting_down = || Close {
+            code: CLOSE_GOING_AWAY,
+            reason: "server shutting down".into(),
+        };
         if *self.shutdown.borrow_and_update() {
-            return Some(Close {
-                code: CLOSE_GOING_AWAY,
-                reason: "server shutting down".into(),
-            });
+            return Some(shutting_down());
         }
 
         let close: Option<Close> = loop {
@@ -290,7 +291,7 @@ impl Socket {
                 // The switch only ever goes from false to true, and is checked when the socket
                 // opens (below), so any change means the server is going away.
                 _ = self.shutdown.changed() => {
-                    break Some(Close { code: CLOSE_GOING_AWAY, reason: "server shutting down".into() });
+                    break Some(shutting_down());
                 }
                 () = auth_deadline_fired(auth_deadline), if ctx.awaiting_auth => {
                     *auth_deadline = None;
