@@ -64,6 +64,7 @@ fn sign_in(c: &mut Criterion) {
                     &id,
                     black_box(&credential),
                     true,
+                    wsauthn::Transport::WebSocket,
                     &meta,
                 ));
                 timed += started.elapsed();

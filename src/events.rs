@@ -21,6 +21,10 @@ pub enum EndReason {
     Revoked,
     /// Reached its absolute lifetime or idle timeout.
     Expired,
+    /// The passkey that opened it was deleted.
+    PasskeyRemoved,
+    /// A socket-only session's socket closed or signed in again.
+    SocketClosed,
 }
 
 impl EndReason {
@@ -29,6 +33,8 @@ impl EndReason {
             EndReason::Logout => "logout",
             EndReason::Revoked => "revoked",
             EndReason::Expired => "expired",
+            EndReason::PasskeyRemoved => "passkey_removed",
+            EndReason::SocketClosed => "socket_closed",
         }
     }
 }

@@ -7,14 +7,20 @@
 //!   token, and a lookup cannot leak the token through timing.
 //! - A session has a stable public id; its token can be refreshed (the old one stops working at
 //!   once, sockets bound to the session carry on) until the session ends.
+//! - Every signed-in socket belongs to a session. A ceremony that hands out no token still opens
+//!   one, *socket-only*: listed, expiring and revocable like any other, never written to disk,
+//!   and ended when its socket closes or signs in again.
+//! - A session records the passkey that opened it, so deleting the passkey can end it.
 //! - A session ends at its absolute expiry (`issued or refreshed + lifetime`), when unused for the
 //!   idle timeout (a socket bound to it counts as use while open), or when revoked. Ending it
 //!   signals [`Ended`](SessionSignal::Ended) to every bound socket at once.
 //! - With a store, every session is written through to sled keyed by its token hash, so a restart
 //!   keeps people signed in. Last-use times are written at most once a minute per session.
+//!   Revocations remove the session from disk before they return an `Ok`; callers that
+//!   acknowledge them await [`Store::flush`] first, so a crash cannot bring a revoked token back.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
@@ -36,6 +42,8 @@ const PERSIST_LAST_USE_EVERY_MS: Millis = 60_000;
 pub struct SessionMeta {
     pub user_agent: Option<String>,
     pub address: Option<IpAddr>,
+    /// The passkey (credential id, base64url) whose sign-in opened the session.
+    pub credential_id: Option<String>,
 }
 
 /// What a valid token stands for.
@@ -57,6 +65,11 @@ pub struct SessionView {
     pub expires_at: u64,
     pub user_agent: Option<String>,
     pub address: Option<IpAddr>,
+    /// The passkey whose sign-in opened it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    /// True when no token was handed out: the session lives only as long as its socket.
+    pub socket_only: bool,
     /// True for the session the request itself uses.
     pub current: bool,
 }
@@ -111,6 +124,8 @@ struct Session {
     last_used_ms: AtomicU64,
     persisted_last_used_ms: AtomicU64,
     meta: SessionMeta,
+    /// No token was handed out (see the module's invariants); cleared when one is, by refresh.
+    socket_only: AtomicBool,
     sockets: watch::Sender<SessionSignal>,
 }
 
@@ -144,7 +159,12 @@ impl Session {
             last_used_ms: self.last_used_ms.load(Ordering::Relaxed),
             user_agent: self.meta.user_agent.clone(),
             address: self.meta.address,
+            credential_id: self.meta.credential_id.clone(),
         }
+    }
+
+    fn is_socket_only(&self) -> bool {
+        self.socket_only.load(Ordering::Acquire)
     }
 }
 
@@ -191,6 +211,25 @@ impl TokenTable {
         user: Arc<UserView>,
         meta: SessionMeta,
     ) -> Result<(IssuedToken, TokenInfo), Error> {
+        self.open(user, meta, false)
+    }
+
+    /// Starts a socket-only session for `user`: its token is never shown to anyone, it is not
+    /// written to disk, and it ends when [`TokenTable::end_socket_session`] is called for it.
+    pub fn issue_for_socket(
+        &self,
+        user: Arc<UserView>,
+        meta: SessionMeta,
+    ) -> Result<TokenInfo, Error> {
+        Ok(self.open(user, meta, true)?.1)
+    }
+
+    fn open(
+        &self,
+        user: Arc<UserView>,
+        meta: SessionMeta,
+        socket_only: bool,
+    ) -> Result<(IssuedToken, TokenInfo), Error> {
         let (token, hash) = new_token()?;
         let now = self.inner.clock.now_ms();
         let expires_ms = now.saturating_add(self.inner.lifetime_ms);
@@ -203,6 +242,7 @@ impl TokenTable {
             last_used_ms: AtomicU64::new(now),
             persisted_last_used_ms: AtomicU64::new(now),
             meta,
+            socket_only: AtomicBool::new(socket_only),
             sockets: watch::channel(SessionSignal::Live { expires_ms }).0,
         });
         self.persist(&hash, &session)?;
@@ -228,7 +268,7 @@ impl TokenTable {
             .map(|s| s.value().clone())
             .ok_or(TokenError::Invalid)?;
         if session.is_expired(now, self.inner.idle_ms) {
-            self.end(&session.id, EndReason::Expired, true);
+            self.expire(&session.id);
             return Err(TokenError::Invalid);
         }
         self.mark_used(&session, now);
@@ -252,9 +292,25 @@ impl TokenTable {
 
     fn persist(&self, hash: &TokenHash, session: &Session) -> Result<(), Error> {
         match &self.inner.store {
-            Some(store) => store.put_session(hash, &session.record()),
-            None => Ok(()),
+            Some(store) if !session.is_socket_only() => store.put_session(hash, &session.record()),
+            _ => Ok(()),
         }
+    }
+
+    fn live(&self, session: &Uuid) -> Option<Arc<Session>> {
+        let s = self.inner.by_id.get(session).map(|s| s.value().clone())?;
+        (!s.is_expired(self.inner.clock.now_ms(), self.inner.idle_ms)).then_some(s)
+    }
+
+    /// Whether the session exists and has not expired: checked before a signed-in socket acts,
+    /// so a frame that races its session's revocation is not served.
+    pub fn is_live(&self, session: &Uuid) -> bool {
+        self.live(session).is_some()
+    }
+
+    /// The user of a live session.
+    pub fn user_of(&self, session: &Uuid) -> Option<Uuid> {
+        self.live(session).map(|s| s.user.id)
     }
 
     /// Subscribes a socket to its session. `None` if the session is already gone.
@@ -283,10 +339,12 @@ impl TokenTable {
             .ok_or(Error::Unauthorized("This session has ended."))?;
         let now = self.inner.clock.now_ms();
         if s.is_expired(now, self.inner.idle_ms) {
-            self.end(session, EndReason::Expired, true);
+            self.expire(session);
             return Err(Error::Unauthorized("This session has ended."));
         }
         let (token, hash) = new_token()?;
+        // A socket-only session that asks for a token becomes an ordinary one.
+        s.socket_only.store(false, Ordering::Release);
         let old = {
             let mut current = s.hash.lock().unwrap_or_else(|e| e.into_inner());
             std::mem::replace(&mut *current, hash)
@@ -309,23 +367,66 @@ impl TokenTable {
     }
 
     /// Ends a session; every socket bound to it is told at once. Returns whether it existed.
-    pub fn revoke(&self, session: &Uuid, reason: EndReason) -> bool {
+    /// An error means the session is gone from memory but its removal from disk failed: the
+    /// revocation must not be acknowledged.
+    pub fn revoke(&self, session: &Uuid, reason: EndReason) -> Result<bool, Error> {
         self.end(session, reason, false)
     }
 
     /// Ends every session of `user` except `keep`. Returns how many ended.
-    pub fn revoke_others(&self, user: &Uuid, keep: &Uuid) -> usize {
-        let others: Vec<Uuid> = self
+    pub fn revoke_others(&self, user: &Uuid, keep: &Uuid) -> Result<usize, Error> {
+        self.revoke_where(|s| s.user.id == *user && s.id != *keep, EndReason::Revoked)
+    }
+
+    /// Ends every session of `user` that the passkey `credential_id` opened.
+    pub fn revoke_opened_by(&self, user: &Uuid, credential_id: &str) -> Result<usize, Error> {
+        self.revoke_where(
+            |s| s.user.id == *user && s.meta.credential_id.as_deref() == Some(credential_id),
+            EndReason::PasskeyRemoved,
+        )
+    }
+
+    /// Ends every session of `user`.
+    pub fn revoke_user(&self, user: &Uuid) -> Result<usize, Error> {
+        self.revoke_where(|s| s.user.id == *user, EndReason::Revoked)
+    }
+
+    fn revoke_where(
+        &self,
+        which: impl Fn(&Session) -> bool,
+        reason: EndReason,
+    ) -> Result<usize, Error> {
+        let ids: Vec<Uuid> = self
             .inner
             .by_id
             .iter()
-            .filter(|s| s.user.id == *user && s.id != *keep)
+            .filter(|s| which(s))
             .map(|s| s.id)
             .collect();
-        others
-            .iter()
-            .filter(|id| self.end(id, EndReason::Revoked, false))
-            .count()
+        let mut ended = 0;
+        let mut failed = None;
+        for id in &ids {
+            match self.end(id, reason, false) {
+                Ok(true) => ended += 1,
+                Ok(false) => {}
+                Err(e) => failed = Some(e),
+            }
+        }
+        failed.map_or(Ok(ended), Err)
+    }
+
+    /// Ends a socket-only session when its socket closes or signs in as someone else; a session
+    /// with a token is left alone (the token's holder may use it elsewhere).
+    pub fn end_socket_session(&self, session: &Uuid) {
+        let socket_only = self
+            .inner
+            .by_id
+            .get(session)
+            .is_some_and(|s| s.is_socket_only());
+        if socket_only {
+            // Never on disk, so there is nothing to fail.
+            let _ = self.end(session, EndReason::SocketClosed, false);
+        }
     }
 
     /// The live sessions of `user`, newest first; `current` marks the caller's own.
@@ -343,6 +444,8 @@ impl TokenTable {
                 expires_at: s.expires_ms.load(Ordering::Relaxed) / 1000,
                 user_agent: s.meta.user_agent.clone(),
                 address: s.meta.address,
+                credential_id: s.meta.credential_id.clone(),
+                socket_only: s.is_socket_only(),
                 current: current == Some(&s.id),
             })
             .collect();
@@ -351,8 +454,9 @@ impl TokenTable {
     }
 
     /// Ends the session if it is (still) expired, or unconditionally when `only_if_expired` is
-    /// false. Only the caller that removes it emits the event.
-    fn end(&self, session: &Uuid, reason: EndReason, only_if_expired: bool) -> bool {
+    /// false. Only the caller that removes it emits the event. It is gone from memory, and its
+    /// sockets are told, even when removing it from disk fails (the error says so).
+    fn end(&self, session: &Uuid, reason: EndReason, only_if_expired: bool) -> Result<bool, Error> {
         let now = self.inner.clock.now_ms();
         let removed = if only_if_expired {
             self.inner
@@ -362,27 +466,36 @@ impl TokenTable {
             self.inner.by_id.remove(session)
         };
         let Some((_, s)) = removed else {
-            return false;
+            return Ok(false);
         };
         let hash = s.hash();
         self.inner.by_hash.remove(&hash);
-        if let Some(store) = &self.inner.store {
-            if let Err(e) = store.remove_session(&hash) {
-                e.log("remove session");
-            }
-        }
+        let on_disk = match &self.inner.store {
+            Some(store) if !s.is_socket_only() => store.remove_session(&hash),
+            _ => Ok(()),
+        };
         s.sockets.send_replace(SessionSignal::Ended);
         self.inner.events.emit(Event::SessionEnded {
             user: s.user.id,
             session: s.id,
             reason,
         });
-        true
+        on_disk.map(|()| true)
+    }
+
+    /// Ends an expired session. An expired session that stays on disk after a failed removal is
+    /// harmless: loading drops expired sessions.
+    fn expire(&self, session: &Uuid) -> bool {
+        self.end(session, EndReason::Expired, true)
+            .unwrap_or_else(|e| {
+                e.log("remove expired session");
+                true
+            })
     }
 
     /// Ends the session if its time has come; sockets call this when their expiry timer fires.
     pub fn expire_if_due(&self, session: &Uuid) -> bool {
-        self.end(session, EndReason::Expired, true)
+        self.expire(session)
     }
 
     /// Ends every expired session. Returns how many.
@@ -395,10 +508,7 @@ impl TokenTable {
             .filter(|s| s.is_expired(now, self.inner.idle_ms))
             .map(|s| s.id)
             .collect();
-        expired
-            .iter()
-            .filter(|id| self.end(id, EndReason::Expired, true))
-            .count()
+        expired.iter().filter(|id| self.expire(id)).count()
     }
 
     pub fn len(&self) -> usize {

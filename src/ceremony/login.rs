@@ -6,6 +6,7 @@ use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::pending::{CeremonyKind, PendingState};
 use super::{check_same_origin, clean_name, verification_error, Ceremonies, SignedIn};
+use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::events::Event;
 use crate::tokens::SessionMeta;
@@ -57,11 +58,12 @@ impl Ceremonies {
         ceremony_id: &Uuid,
         credential: &PublicKeyCredential,
         token: bool,
+        via: Transport,
         meta: &SessionMeta,
     ) -> Result<SignedIn, Error> {
         let mut user = None;
         let outcome = self
-            .login_finish_inner(ceremony_id, credential, token, meta, &mut user)
+            .login_finish_inner(ceremony_id, credential, token, via, meta, &mut user)
             .await;
         match &outcome {
             Ok(signed_in) => self.inner.events.emit(Event::SignInSucceeded {
@@ -81,6 +83,7 @@ impl Ceremonies {
         ceremony_id: &Uuid,
         credential: &PublicKeyCredential,
         token: bool,
+        via: Transport,
         meta: &SessionMeta,
         user_seen: &mut Option<Uuid>,
     ) -> Result<SignedIn, Error> {
@@ -90,6 +93,15 @@ impl Ceremonies {
         let (user, result, token_at_begin) = match pending {
             PendingState::Login { state, user, token } => {
                 *user_seen = Some(user.id);
+                // WebAuthn L3 §7.2 step 6: a user handle, when the authenticator returns one,
+                // must be the account's (webauthn-rs checks it only on the usernameless path).
+                if let Some(handle) = &credential.response.user_handle {
+                    if handle.as_slice() != user.id.as_bytes() {
+                        return Err(Error::VerificationFailed(
+                            "the passkey's user handle names another account",
+                        ));
+                    }
+                }
                 let result = webauthn
                     .finish_passkey_authentication(credential, &state)
                     .map_err(verification_error)?;
@@ -129,6 +141,14 @@ impl Ceremonies {
             Some(user) => user,
             None => self.store().user(&user_id)?.ok_or(Error::UnknownUser)?,
         };
-        self.signed_in(user, token || token_at_begin, meta)
+        let credential_id = crate::b64url(result.cred_id());
+        self.signed_in(
+            user,
+            &credential_id,
+            token || token_at_begin,
+            via,
+            false,
+            meta,
+        )
     }
 }

@@ -17,6 +17,7 @@ use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder, WebauthnError};
 
 use crate::clock::SharedClock;
 use crate::config::{Config, ResidentKey};
+use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::events::Events;
 use crate::store::{Store, UserRecord};
@@ -24,11 +25,23 @@ use crate::tokens::{IssuedToken, SessionMeta, TokenInfo, TokenTable};
 
 pub use pending::{CeremonyKind, PendingTable};
 
-/// A finished ceremony: who signed in, and the token if one was asked for.
+/// A finished ceremony: who signed in, and the session it opened.
 #[derive(Debug)]
 pub struct SignedIn {
     pub user: UserRecord,
-    pub token: Option<(IssuedToken, TokenInfo)>,
+    /// The new session, with its token when one was asked for. `None` when the ceremony opened
+    /// none: over HTTP without a token, or a passkey added from a socket that keeps its session.
+    pub session: Option<(Option<IssuedToken>, TokenInfo)>,
+}
+
+impl SignedIn {
+    /// The token handed out, if any.
+    pub fn token(&self) -> Option<(&IssuedToken, &TokenInfo)> {
+        match &self.session {
+            Some((Some(token), info)) => Some((token, info)),
+            _ => None,
+        }
+    }
 }
 
 /// The ceremony service. Cheap to clone.
@@ -89,23 +102,33 @@ impl Ceremonies {
         self.inner.clock.now_ms() / 1000
     }
 
-    /// Issues a token when asked, and wraps up a successful ceremony.
+    /// Opens the session a successful ceremony grants: with a token when one was asked for;
+    /// socket-only on a socket that asked for none (every signed-in socket has a session that
+    /// is listed, expires and can be revoked); none over HTTP without a token, or when a socket
+    /// added a passkey to the account it is signed in as (it keeps its session).
     fn signed_in(
         &self,
         user: UserRecord,
+        credential_id: &str,
         want_token: bool,
+        via: Transport,
+        keeps_session: bool,
         meta: &SessionMeta,
     ) -> Result<SignedIn, Error> {
-        let token = if want_token {
-            Some(
-                self.inner
-                    .tokens
-                    .issue(Arc::new(user.view()), meta.clone())?,
-            )
+        let meta = SessionMeta {
+            credential_id: Some(credential_id.to_owned()),
+            ..meta.clone()
+        };
+        let tokens = &self.inner.tokens;
+        let session = if want_token {
+            let (token, info) = tokens.issue(Arc::new(user.view()), meta)?;
+            Some((Some(token), info))
+        } else if via == Transport::WebSocket && !keeps_session {
+            Some((None, tokens.issue_for_socket(Arc::new(user.view()), meta)?))
         } else {
             None
         };
-        Ok(SignedIn { user, token })
+        Ok(SignedIn { user, session })
     }
 }
 

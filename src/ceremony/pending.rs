@@ -37,6 +37,8 @@ pub enum PendingState {
         state: PasskeyRegistration,
         user: UserRecord,
         existing: bool,
+        /// Adding a passkey: the session that asked, which must still be live at finish.
+        authorized_by: Option<Uuid>,
         token: bool,
     },
     /// Signing in a named user.

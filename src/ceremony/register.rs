@@ -7,6 +7,7 @@ use webauthn_rs_proto::{AuthenticatorSelectionCriteria, ResidentKeyRequirement};
 use super::pending::{CeremonyKind, PendingState};
 use super::{check_same_origin, clean_name, verification_error, Ceremonies, SignedIn};
 use crate::config::ResidentKey;
+use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::events::Event;
 use crate::store::{CredentialRecord, UserRecord};
@@ -23,18 +24,21 @@ pub struct Registered {
 
 impl Ceremonies {
     /// `register.begin`. A new username starts a new account; an existing one is allowed only
-    /// when `signed_in_as` is that account (it adds a passkey, excluding the ones it has).
+    /// when `signed_in_as` (user, session) is that account (it adds a passkey, excluding the
+    /// ones it has), and only while that session lives.
     pub fn register_begin(
         &self,
         username: &str,
         display_name: Option<&str>,
         token: bool,
-        signed_in_as: Option<Uuid>,
+        signed_in_as: Option<(Uuid, Uuid)>,
     ) -> Result<(Uuid, CreationChallengeResponse), Error> {
         let max = self.inner.max_username_chars;
         let name = clean_name("username", username, max)?;
+        let signed_in_as = signed_in_as
+            .filter(|(user, session)| self.inner.tokens.user_of(session) == Some(*user));
         let (user, existing, exclude) = match self.store().user_by_name(&name)? {
-            Some(user) if signed_in_as == Some(user.id) => {
+            Some(user) if signed_in_as.map(|(u, _)| u) == Some(user.id) => {
                 if user.passkeys >= self.inner.max_passkeys {
                     return Err(Error::PasskeyLimit(self.inner.max_passkeys));
                 }
@@ -72,6 +76,9 @@ impl Ceremonies {
             state,
             user,
             existing,
+            authorized_by: signed_in_as
+                .filter(|_| existing)
+                .map(|(_, session)| session),
             token,
         })?;
         Ok((id, options))
@@ -84,11 +91,12 @@ impl Ceremonies {
         ceremony_id: &Uuid,
         credential: &RegisterPublicKeyCredential,
         token: bool,
+        via: Transport,
         meta: &SessionMeta,
     ) -> Result<Registered, Error> {
         let mut username = None;
         let outcome = self
-            .register_finish_inner(ceremony_id, credential, token, meta, &mut username)
+            .register_finish_inner(ceremony_id, credential, token, via, meta, &mut username)
             .await;
         match &outcome {
             Ok(done) => {
@@ -119,6 +127,7 @@ impl Ceremonies {
         ceremony_id: &Uuid,
         credential: &RegisterPublicKeyCredential,
         token: bool,
+        via: Transport,
         meta: &SessionMeta,
         username: &mut Option<String>,
     ) -> Result<Registered, Error> {
@@ -126,6 +135,7 @@ impl Ceremonies {
             state,
             user,
             existing,
+            authorized_by,
             token: token_at_begin,
         } = self
             .inner
@@ -135,6 +145,13 @@ impl Ceremonies {
             return Err(Error::CeremonyNotFound);
         };
         *username = Some(user.name.clone());
+        // Adding a passkey is allowed only while the session that asked for it lives: one
+        // revoked in the meantime (logout, sessions.revoke, a deleted passkey) cannot finish.
+        if existing && authorized_by.and_then(|s| self.inner.tokens.user_of(&s)) != Some(user.id) {
+            return Err(Error::Unauthorized(
+                "The session that began adding this passkey has ended; sign in again.",
+            ));
+        }
         check_same_origin(&credential.response.client_data_json)?;
         // Answered before verification so the reason is clear (webauthn-rs reports an excluded
         // credential as an altered algorithm); the transaction below is the real guard.
@@ -162,8 +179,9 @@ impl Ceremonies {
         }
         self.store().flush().await?;
         let credential_id = crate::b64url(record.passkey.cred_id());
+        let want_token = token || token_at_begin;
         Ok(Registered {
-            signed_in: self.signed_in(user, token || token_at_begin, meta)?,
+            signed_in: self.signed_in(user, &credential_id, want_token, via, existing, meta)?,
             credential_id,
             new_account: !existing,
         })

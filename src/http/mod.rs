@@ -44,6 +44,7 @@ pub fn session_meta(req: &actix_web::HttpRequest) -> crate::tokens::SessionMeta 
     crate::tokens::SessionMeta {
         user_agent,
         address: req.peer_addr().map(|a| a.ip()),
+        credential_id: None,
     }
 }
 

@@ -72,6 +72,7 @@ fn upgrade(
         SocketKind::Echo | SocketKind::Chat => SessionMeta {
             user_agent: None,
             address: req.peer_addr().map(|a| a.ip()),
+            credential_id: None,
         },
     };
     let mut ctx = SocketCtx::new(state, kind, path, meta, Instant::now());

@@ -3,8 +3,8 @@
 //! cleanup.
 //!
 //! Invariants: the loop owns the socket and its [`SocketCtx`] (both in one [`Socket`]); whatever
-//! ends it, dropping the `Socket` cancels the socket's pending ceremonies and marks its token
-//! used, so nothing it started outlives it.
+//! ends it, dropping the `Socket` cancels the socket's pending ceremonies, ends its socket-only
+//! session and marks its token used, so nothing it started outlives it.
 
 use std::future::{pending, Future};
 use std::pin::Pin;
@@ -63,6 +63,8 @@ impl Drop for Live {
             self.state.ceremonies.pending().cancel(&id);
         }
         if let Some(session) = &self.ctx.caller.session {
+            // A socket-only session ends with its socket; one with a token stays, idle from now.
+            self.state.tokens.end_socket_session(session);
             self.state.tokens.touch(session);
         }
     }

@@ -6,6 +6,7 @@ mod browser;
 mod ceremonies;
 mod edge;
 mod forward_auth;
+mod hardening;
 mod helpers;
 mod persistence;
 mod sockets;

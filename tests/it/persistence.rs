@@ -236,3 +236,102 @@ async fn many_concurrent_registrations_all_complete() {
     }
     assert_eq!(app.state.store.user_count(), 72);
 }
+
+/// An HTTP call to a server at `addr`: (status, JSON body).
+async fn http_at(addr: SocketAddr, method: &str, path: &str, bearer: &str) -> (u16, Value) {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut res = awc::Client::new()
+        .request(method, format!("http://{addr}{path}"))
+        .insert_header(("Authorization", format!("Bearer {bearer}")))
+        .send()
+        .await
+        .expect("http request");
+    let body = res.body().await.expect("body");
+    (
+        res.status().as_u16(),
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+/// `logout`, `DELETE /api/sessions/{id}` and `refresh` each answer only once the revocation is
+/// on disk: SIGKILL the instant the answer arrives, restart, and the revoked token stays dead
+/// (and the token refresh handed out works).
+#[actix_web::test]
+async fn kill_9_right_after_a_revocation_is_acknowledged_does_not_bring_the_token_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut key = SoftAuthenticator::new();
+    let mut ws = ws_at(server.addr, "/ws").await;
+    let result = register(&mut ws, &mut key, "alice", true).await;
+    let logged_out = result["authentication"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let mut other = ws_at(server.addr, "/ws").await;
+        let signed_in = assert_signs_in(&mut other, &mut key, Some("alice")).await;
+        tokens.push(
+            signed_in["authentication"]["token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let (revoked, refreshed) = (tokens[0].clone(), tokens[1].clone());
+    let (_, sessions) = http_at(server.addr, "GET", "/api/sessions", &revoked).await;
+    let revoked_id = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // 1. logout over the socket.
+    let reply = ws.request(serde_json::json!({"type":"logout"})).await;
+    server.kill();
+    assert_eq!(reply["type"], "logout.result", "{reply}");
+    let server = Server::start(dir.path());
+    assert_eq!(
+        http_at(server.addr, "GET", "/api/me", &logged_out).await.0,
+        401
+    );
+    assert_eq!(
+        http_at(server.addr, "GET", "/api/me", &revoked).await.0,
+        200
+    );
+
+    // 2. one session revoked over HTTP by another.
+    let path = format!("/api/sessions/{revoked_id}");
+    let (status, body) = http_at(server.addr, "DELETE", &path, &refreshed).await;
+    server.kill();
+    assert_eq!(
+        (status, &body["revoked"]),
+        (200, &serde_json::json!(1)),
+        "{body}"
+    );
+    let server = Server::start(dir.path());
+    assert_eq!(
+        http_at(server.addr, "GET", "/api/me", &revoked).await.0,
+        401
+    );
+
+    // 3. refresh: the old token is gone for good, the new one survives.
+    let (status, body) = http_at(server.addr, "POST", "/api/sessions/refresh", &refreshed).await;
+    server.kill();
+    assert_eq!(status, 200, "{body}");
+    let new_token = body["authentication"]["token"].as_str().unwrap().to_owned();
+    let server = Server::start(dir.path());
+    assert_eq!(
+        http_at(server.addr, "GET", "/api/me", &refreshed).await.0,
+        401
+    );
+    assert_eq!(
+        http_at(server.addr, "GET", "/api/me", &new_token).await.0,
+        200
+    );
+    drop(server);
+}

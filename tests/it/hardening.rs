@@ -1,0 +1,278 @@
+//! Attacks from the hardening review, each reproduced through the real server: a socket signed
+//! in without a token must still have a session that is listed, expires and can be revoked; one
+//! socket has one identity; username sign-in checks the user handle.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wsauthn::softkey::{encode_b64url, SoftAuthenticator};
+
+use crate::helpers::*;
+
+/// The socket's session as `sessions.list` shows it to a socket of the same user.
+fn session_of(list: &Value, predicate: impl Fn(&Value) -> bool) -> Vec<&Value> {
+    list["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter(|s| predicate(s))
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_socket_signed_in_without_a_token_has_a_session_others_can_see_and_revoke() {
+    let app = spawn_app().await;
+    let mut key = SoftAuthenticator::new();
+    let (_, _, mut owner) = signed_up(&app, &mut key, "alice").await;
+    let mut tokenless = app.ws("/ws").await;
+    let result = login(&mut tokenless, &mut key, Some("alice"), false).await;
+    assert_eq!(result["verified"], "ok", "{result}");
+    assert!(result.get("authentication").is_none());
+
+    let list = owner.request(json!({"type":"sessions.list"})).await;
+    let socket_only = session_of(&list, |s| s["socketOnly"] == true);
+    assert_eq!(socket_only.len(), 1, "{list}");
+    assert_eq!(
+        socket_only[0]["credentialId"],
+        encode_b64url(&key.credentials()[0].id)
+    );
+    let revoked = owner.request(json!({"type":"sessions.revokeOthers"})).await;
+    assert_eq!(revoked["revoked"], 1, "{revoked}");
+    assert_eq!(tokenless.expect_close().await, 4401);
+    assert_eq!(
+        owner.request(json!({"type":"ping","id":1})).await["type"],
+        "pong"
+    );
+}
+
+#[actix_web::test]
+async fn a_socket_signed_in_without_a_token_ends_at_the_session_lifetime() {
+    let app = spawn_with(|c| {
+        c.tokens.lifetime_secs = 6;
+        c.tokens.expiry_warning_secs = 1;
+    })
+    .await;
+    let mut key = SoftAuthenticator::new();
+    let mut ws = app.ws("/ws").await;
+    let result = register(&mut ws, &mut key, "bob", false).await;
+    assert_eq!(result["verified"], "ok", "{result}");
+    app.clock.advance(Duration::from_secs(9));
+    app.state.tokens.sweep();
+    assert_eq!(ws.expect_close().await, 4401);
+}
+
+#[actix_web::test]
+async fn a_token_less_socket_session_ends_when_the_socket_closes() {
+    let app = spawn_app().await;
+    let mut key = SoftAuthenticator::new();
+    let (_, _, mut owner) = signed_up(&app, &mut key, "cora").await;
+    let mut tokenless = app.ws("/ws").await;
+    login(&mut tokenless, &mut key, None, false).await;
+    let count = |list: &Value| list["sessions"].as_array().unwrap().len();
+    assert_eq!(
+        count(&owner.request(json!({"type":"sessions.list"})).await),
+        2
+    );
+    tokenless.close().await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let list = owner.request(json!({"type":"sessions.list"})).await;
+        if count(&list) == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "left behind: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The attack that was possible: someone who once signed in adds their own passkey; the owner
+/// deletes it, and every session it opened, token or not, ends with it.
+#[actix_web::test]
+async fn deleting_a_passkey_ends_every_session_it_opened() {
+    let app = spawn_app().await;
+    let (mut owners, mut intruders) = (SoftAuthenticator::new(), SoftAuthenticator::new());
+    let (owner_token, _, mut owner) = signed_up(&app, &mut owners, "dana").await;
+    let added = register(&mut owner, &mut intruders, "dana", false).await;
+    assert_eq!(added["verified"], "ok", "{added}");
+    let mut intruder = app.ws("/ws").await;
+    login(&mut intruder, &mut intruders, Some("dana"), false).await;
+    let mut intruder_chat = app.ws("/chat").await;
+    let with_token = login(&mut app.ws("/ws").await, &mut intruders, None, true).await;
+    let intruder_token = with_token["authentication"]["token"].as_str().unwrap();
+    assert_eq!(
+        intruder_chat
+            .request(json!({"type":"auth","token":intruder_token}))
+            .await["type"],
+        "auth.result"
+    );
+
+    let intruders_id = encode_b64url(&intruders.credentials()[0].id);
+    let deleted = owner
+        .request(json!({"type":"passkeys.delete","credentialId":intruders_id}))
+        .await;
+    assert_eq!(deleted["sessionsEnded"], 2, "{deleted}");
+    assert_eq!(intruder.expect_close().await, 4401);
+    assert_eq!(intruder_chat.expect_close().await, 4401);
+    assert_eq!(app.get("/api/me", Some(intruder_token)).await.0, 401);
+    assert_eq!(app.get("/api/me", Some(&owner_token)).await.0, 200);
+    assert_eq!(owner.request(json!({"type":"ping"})).await["type"], "pong");
+}
+
+#[actix_web::test]
+async fn deleting_a_passkey_with_keep_sessions_leaves_its_sessions() {
+    let app = spawn_app().await;
+    let (mut laptop, mut phone) = (SoftAuthenticator::new(), SoftAuthenticator::new());
+    let (_, _, mut ws) = signed_up(&app, &mut laptop, "emil").await;
+    register(&mut ws, &mut phone, "emil", false).await;
+    let mut on_phone = app.ws("/ws").await;
+    login(&mut on_phone, &mut phone, Some("emil"), false).await;
+    let phone_id = encode_b64url(&phone.credentials()[0].id);
+    let deleted = ws
+        .request(json!({"type":"passkeys.delete","credentialId":phone_id,"keepSessions":true}))
+        .await;
+    assert_eq!(deleted["sessionsEnded"], 0, "{deleted}");
+    assert_eq!(
+        on_phone.request(json!({"type":"ping"})).await["type"],
+        "pong"
+    );
+}
+
+/// One socket, one identity, one session: signing in as bob on a socket bound to alice's token
+/// rebinds it to bob's new session.
+#[actix_web::test]
+async fn a_new_sign_in_on_a_bound_socket_replaces_its_identity_and_session() {
+    let app = spawn_app().await;
+    let (mut ka, mut kb) = (SoftAuthenticator::new(), SoftAuthenticator::new());
+    let (alice_token, alice_id, _) = signed_up(&app, &mut ka, "alice").await;
+    let (_, bob_id, _) = signed_up(&app, &mut kb, "bob").await;
+    let mut ws = app.ws("/ws").await;
+    let authed = ws.request(json!({"type":"auth","token":alice_token})).await;
+    assert_eq!(authed["user"]["id"], alice_id.as_str());
+    let as_bob = login(&mut ws, &mut kb, Some("bob"), false).await;
+    assert_eq!(as_bob["user"]["id"], bob_id.as_str(), "{as_bob}");
+
+    // refresh mints a token for the socket's session, which is bob's now.
+    let refreshed = ws.request(json!({"type":"refresh"})).await;
+    let bob_token = refreshed["authentication"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.get("/api/me", Some(&bob_token)).await.2["user"]["id"],
+        bob_id.as_str()
+    );
+    // Ending alice's session leaves the socket alone; ending bob's closes it.
+    let (_, _, list) = app.get("/api/sessions", Some(&alice_token)).await;
+    let alices = session_of(&list, |s| s["current"] == true)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/sessions/{alices}");
+    assert_eq!(
+        app.call("DELETE", &path, Some(&alice_token), None).await.0,
+        200
+    );
+    assert_eq!(ws.request(json!({"type":"ping"})).await["type"], "pong");
+    let (_, _, list) = app.get("/api/sessions", Some(&bob_token)).await;
+    let bobs = session_of(&list, |s| s["current"] == true)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/sessions/{bobs}");
+    assert_eq!(
+        app.call("DELETE", &path, Some(&bob_token), None).await.0,
+        200
+    );
+    assert_eq!(ws.expect_close().await, 4401);
+}
+
+#[actix_web::test]
+async fn signing_in_again_on_a_token_less_socket_ends_its_previous_session() {
+    let app = spawn_app().await;
+    let mut key = SoftAuthenticator::new();
+    let (token, _, _) = signed_up(&app, &mut key, "finn").await;
+    let mut ws = app.ws("/ws").await;
+    login(&mut ws, &mut key, Some("finn"), false).await;
+    login(&mut ws, &mut key, None, false).await;
+    let (_, _, list) = app.get("/api/sessions", Some(&token)).await;
+    assert_eq!(
+        session_of(&list, |s| s["socketOnly"] == true).len(),
+        1,
+        "{list}"
+    );
+}
+
+/// WebAuthn L3 §7.2 step 6 on the username path: alice's passkey returning bob's user handle.
+#[actix_web::test]
+async fn username_sign_in_with_another_accounts_user_handle_fails() {
+    let app = spawn_app().await;
+    let (mut ka, mut kb) = (SoftAuthenticator::new(), SoftAuthenticator::new());
+    signed_up(&app, &mut ka, "alice").await;
+    signed_up(&app, &mut kb, "bob").await;
+    let mut ws = app.ws("/ws").await;
+    let opts = login_begin(&mut ws, Some("alice"), true).await;
+    let mut credential = ka.login(&opts["publicKey"], ORIGIN).unwrap();
+    credential["response"]["userHandle"] = json!(encode_b64url(&kb.credentials()[0].user_handle));
+    let result = ws
+        .request(
+            json!({"type":"login.finish","ceremonyId":opts["ceremonyId"],"credential":credential}),
+        )
+        .await;
+    assert!(assert_error(&result, "verification_failed").contains("user handle"));
+    // Its own handle, or none at all (allowed by the spec on this path), signs in.
+    for handle in [
+        json!(encode_b64url(&ka.credentials()[0].user_handle)),
+        Value::Null,
+    ] {
+        let opts = login_begin(&mut ws, Some("alice"), true).await;
+        let mut credential = ka.login(&opts["publicKey"], ORIGIN).unwrap();
+        credential["response"]["userHandle"] = handle;
+        let result = ws
+            .request(json!({"type":"login.finish","ceremonyId":opts["ceremonyId"],"credential":credential}))
+            .await;
+        assert_eq!(result["verified"], "ok", "{result}");
+    }
+}
+
+/// Adding a passkey over HTTP is authorized by a session, which must still be live at finish.
+#[actix_web::test]
+async fn a_passkey_cannot_be_added_after_the_session_that_began_it_ended() {
+    let app = spawn_app().await;
+    let (mut owners, mut intruders) = (SoftAuthenticator::new(), SoftAuthenticator::new());
+    let (token, _, _) = signed_up(&app, &mut owners, "gail").await;
+    let (status, _, opts) = app
+        .call(
+            "POST",
+            "/api/register/begin",
+            Some(&token),
+            Some(json!({"username":"gail"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{opts}");
+    let credential = intruders.register(&opts["publicKey"], ORIGIN).unwrap();
+    let (_, _, list) = app.get("/api/sessions", Some(&token)).await;
+    let id = session_of(&list, |s| s["current"] == true)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/sessions/{id}");
+    assert_eq!(app.call("DELETE", &path, Some(&token), None).await.0, 200);
+    let (status, _, body) = app
+        .call(
+            "POST",
+            "/api/register/finish",
+            None,
+            Some(json!({"ceremonyId":opts["ceremonyId"],"credential":credential})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
+    let gail = app.state.store.user_by_name("gail").unwrap().unwrap();
+    assert_eq!(app.state.store.credentials_of(&gail.id).unwrap().len(), 1);
+}
