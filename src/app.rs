@@ -14,7 +14,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::endpoints::{DisconnectHook, UnauthorizedHook};
 use crate::events::{EventHook, Events};
-use crate::http::{enforce_policy, routes};
+use crate::http::{enforce_policy, request_deadline, routes, security_headers};
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -111,11 +111,14 @@ impl AppBuilder {
             });
         let data = web::Data::new(state.clone());
         let body_limit = config.websocket.max_frame_bytes;
+        let origins = state.origins.clone();
         let mut server = actix_web::HttpServer::new(move || {
             let static_dir = static_dir.clone();
             actix_web::App::new()
                 .app_data(data.clone())
                 .wrap(from_fn(enforce_policy))
+                .wrap(from_fn(request_deadline))
+                .wrap(security_headers(&origins))
                 .configure(move |cfg| routes(cfg, static_dir.as_deref(), body_limit))
         })
         .max_connections(config.server.max_connections_per_worker)

@@ -39,6 +39,7 @@ pub struct ServerConfig {
     pub static_dir: PathBuf,
     pub workers: usize,
     pub max_connections_per_worker: usize,
+    pub request_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -6,7 +6,12 @@
 //! the unauthorized hook when that fails, and leaves a [`RequestAuth`] in the request's
 //! extensions for handlers and sockets to read.
 
+mod deadline;
 pub mod handlers;
+mod headers;
+
+pub use deadline::request_deadline;
+pub use headers::security_headers;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -110,7 +115,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-fn is_websocket_upgrade(req: &ServiceRequest) -> bool {
+pub(crate) fn is_websocket_upgrade(req: &ServiceRequest) -> bool {
     req.headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -218,12 +223,25 @@ fn json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(limit)
         .error_handler(|err, _req| {
-            let message = format!("The request body is not acceptable JSON: {err}.");
-            actix_web::error::InternalError::from_response(
-                err,
-                error_response(&Error::BadRequest(message.clone()), StatusCode::BAD_REQUEST),
-            )
-            .into()
+            let response = match &err {
+                actix_web::error::JsonPayloadError::Payload(p)
+                    if deadline::is_deadline_error(p) =>
+                {
+                    let mut response = error_response(
+                        &Error::bad_request("The request body did not arrive in time."),
+                        StatusCode::REQUEST_TIMEOUT,
+                    );
+                    response
+                        .head_mut()
+                        .set_connection_type(actix_web::http::ConnectionType::Close);
+                    response
+                }
+                _ => {
+                    let message = format!("The request body is not acceptable JSON: {err}.");
+                    error_response(&Error::BadRequest(message), StatusCode::BAD_REQUEST)
+                }
+            };
+            actix_web::error::InternalError::from_response(err, response).into()
         })
 }
 

@@ -276,3 +276,67 @@ async fn a_passkey_cannot_be_added_after_the_session_that_began_it_ended() {
     let gail = app.state.store.user_by_name("gail").unwrap().unwrap();
     assert_eq!(app.state.store.credentials_of(&gail.id).unwrap().len(), 1);
 }
+
+#[actix_web::test]
+async fn the_demo_and_static_files_cannot_be_framed_or_sniffed() {
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let app = spawn_with(|c| c.server.static_dir = web).await;
+    for path in ["/", "/wsauthn.js", "/healthz"] {
+        let res = awc::Client::new().get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{path}");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_else(|| panic!("{path}: no {name}"))
+        };
+        let csp = header("content-security-policy");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self';"), "{path}: {csp}");
+        assert_eq!(header("x-frame-options"), "DENY");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+        assert_eq!(header("referrer-policy"), "no-referrer");
+    }
+}
+
+/// A body trickled at a byte a second cannot hold a connection past the request deadline.
+#[actix_web::test]
+async fn a_trickled_request_body_gets_408_and_loses_its_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(|c| c.server.request_timeout_ms = 500).await;
+    for (framing, piece) in [
+        ("Content-Length: 60000", &b"1"[..]),
+        ("Transfer-Encoding: chunked", &b"1\r\n1\r\n"[..]),
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let head = format!(
+            "POST /api/login/begin HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let (mut reader, mut writer) = tcp.into_split();
+        let trickle = actix_web::rt::spawn(async move {
+            // One byte of body (in a chunk of its own) every 200 ms, until the server hangs up.
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if writer.write_all(piece).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut reply = Vec::new();
+        tokio::time::timeout(PATIENCE, reader.read_to_end(&mut reply))
+            .await
+            .expect("the server ends the connection")
+            .ok();
+        trickle.abort();
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 408"), "{framing}: {reply}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{framing}: the connection lived {:?}",
+            started.elapsed()
+        );
+    }
+}
