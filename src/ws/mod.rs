@@ -3,6 +3,7 @@
 
 pub mod dispatch;
 mod expiry;
+mod limit;
 pub mod session;
 
 use std::time::Instant;
@@ -89,6 +90,10 @@ fn upgrade(
         Some(RequestAuth::Anonymous) => {}
         None => ctx.awaiting_auth = needs_auth,
     }
+    let body = match limit::limit_frames(&req, body, state.config.websocket.max_frame_bytes) {
+        Ok(body) => body,
+        Err(e) => return e.error_response(),
+    };
     let (response, session, stream) = match actix_ws::handle(&req, body) {
         Ok(parts) => parts,
         Err(e) => return e.error_response(),

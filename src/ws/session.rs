@@ -183,6 +183,12 @@ impl Socket {
                             code: CLOSE_TOO_BIG,
                             reason: format!("frame larger than {} bytes", ws.max_frame_bytes),
                         }),
+                        // The size limit seen in a frame header, or in the fragments of one
+                        // message together (`ws/limit.rs`).
+                        Some(Err(ProtocolError::Io(e))) if super::limit::is_overflow(&e) => break Some(Close {
+                            code: CLOSE_TOO_BIG,
+                            reason: format!("message larger than {} bytes", ws.max_frame_bytes),
+                        }),
                         Some(Err(e)) => {
                             tracing::debug!(socket = ctx.id, error = %e, "websocket protocol error");
                             break Some(Close { code: CLOSE_PROTOCOL, reason: "protocol error".into() });

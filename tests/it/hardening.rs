@@ -340,3 +340,59 @@ async fn a_trickled_request_body_gets_408_and_loses_its_connection() {
         );
     }
 }
+
+/// A raw client: upgrades `/ws`, sends `bytes`, and returns the first frame's opcode and close
+/// code, read as soon as the server sends it.
+async fn raw_socket_close(app: &TestApp, bytes: Vec<u8>) -> (u8, u16) {
+    use std::io::{Read, Write};
+    let addr = app.addr;
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+        write!(
+            tcp,
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            tcp.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"));
+        tcp.write_all(&bytes).unwrap();
+        let mut frame = [0u8; 4];
+        tcp.read_exact(&mut frame).unwrap();
+        (frame[0], u16::from_be_bytes([frame[2], frame[3]]))
+    })
+    .await
+    .unwrap()
+}
+
+/// A masked client frame header (mask key 0: the payload goes as is).
+fn frame_header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
+    let mut h = vec![if fin { 0x80 } else { 0 } | opcode, 0x80 | 127];
+    h.extend_from_slice(&len.to_be_bytes());
+    h.extend_from_slice(&[0, 0, 0, 0]);
+    h
+}
+
+#[actix_web::test]
+async fn a_message_over_the_limit_in_two_fragments_closes_with_1009() {
+    let app = spawn_app().await;
+    let mut bytes = frame_header(false, 1, 33_000);
+    bytes.extend(vec![b' '; 33_000]);
+    bytes.extend(frame_header(true, 0, 33_000));
+    bytes.extend(vec![b' '; 33_000]);
+    assert_eq!(raw_socket_close(&app, bytes).await, (0x88, 1009));
+}
+
+/// Refused from the header alone: no payload is sent, so the answer cannot wait for one.
+#[actix_web::test]
+async fn a_frame_header_announcing_a_tebibyte_closes_with_1009_at_once() {
+    let app = spawn_app().await;
+    let bytes = frame_header(true, 2, 1 << 40);
+    assert_eq!(raw_socket_close(&app, bytes).await, (0x88, 1009));
+}
