@@ -121,7 +121,7 @@ impl AppBuilder {
                 .wrap(security_headers(&origins))
                 .configure(move |cfg| routes(cfg, static_dir.as_deref(), body_limit))
         })
-        .max_connections(config.server.max_connections_per_worker)
+        .max_connections(state.capacity.connections_per_worker)
         .shutdown_timeout(5)
         // Signals are handled in `run`, so sockets can be closed with 1001 before the workers stop.
         .disable_signals();
@@ -134,6 +134,12 @@ impl AppBuilder {
             .run();
         let (stop_sweeper, stopped) = tokio::sync::oneshot::channel();
         actix_web::rt::spawn(sweep_until(state.clone(), stopped));
+        tracing::info!(
+            open_files = state.capacity.open_files,
+            connections_per_worker = state.capacity.connections_per_worker,
+            max_sockets = state.capacity.sockets,
+            "connection caps"
+        );
         tracing::info!(addr = %local_addr, rp_id = %config.webauthn.rp_id, "wsauthn listening");
         Ok(App {
             server,

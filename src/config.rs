@@ -39,6 +39,7 @@ pub struct ServerConfig {
     pub static_dir: PathBuf,
     pub workers: usize,
     pub max_connections_per_worker: usize,
+    pub max_sockets: u64,
     pub request_timeout_ms: u64,
 }
 
@@ -75,6 +76,7 @@ pub struct WebSocketConfig {
     pub heartbeat_interval_ms: u64,
     pub heartbeat_timeout_ms: u64,
     pub auth_deadline_ms: u64,
+    pub unauthenticated_idle_ms: u64,
     pub allow_missing_origin: bool,
     pub messages_per_second: u32,
     pub message_burst: u32,
@@ -87,6 +89,7 @@ pub struct LimitsConfig {
     pub ceremonies_per_minute: u32,
     pub max_username_chars: usize,
     pub max_passkeys_per_user: u32,
+    pub unauthenticated_sockets_per_address: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -226,6 +229,9 @@ impl Config {
         }
         if self.server.max_connections_per_worker == 0 {
             return invalid("server.max_connections_per_worker must be at least 1".into());
+        }
+        if self.limits.unauthenticated_sockets_per_address == 0 {
+            return invalid("limits.unauthenticated_sockets_per_address must be at least 1".into());
         }
         let l = &self.limits;
         if l.max_pending_ceremonies == 0

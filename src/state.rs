@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::admission::{Anonymous, Capacity};
 use crate::ceremony::Ceremonies;
 use crate::chat::ChatRoom;
 use crate::clock::SharedClock;
@@ -39,6 +40,10 @@ pub struct Shared {
     pub clock: SharedClock,
     /// Allowed WebSocket `Origin` values, serialized as browsers send them (no trailing slash).
     pub origins: Arc<Vec<String>>,
+    /// Connection and socket caps, from the open-file limit and the config.
+    pub capacity: Capacity,
+    /// Sockets not signed in, per client address.
+    pub anonymous: Anonymous,
     socket_ids: Arc<AtomicU64>,
     open_sockets: Arc<AtomicU64>,
     /// Set to true once when the server begins to shut down; sockets close with 1001.
@@ -86,7 +91,20 @@ impl AppState {
             .iter()
             .map(|u| u.origin().ascii_serialization())
             .collect();
+        let workers = match config.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let capacity = Capacity::derive(
+            crate::admission::raise_open_file_limit(),
+            workers,
+            config.server.max_connections_per_worker,
+            config.server.max_sockets,
+        );
+        let anonymous = Anonymous::new(config.limits.unauthenticated_sockets_per_address);
         Ok(AppState(Arc::new(Shared {
+            capacity,
+            anonymous,
             endpoints: Arc::new(Endpoints::from_config(&config.endpoints)),
             config: Arc::new(config),
             ceremonies,

@@ -58,6 +58,8 @@ pub struct SocketCtx {
     pub caller: Caller,
     /// A protected socket opened without a token: the next frame must be a valid `auth`.
     pub awaiting_auth: bool,
+    /// Counts the socket against its address's cap on sockets not signed in, until it signs in.
+    pub anonymous: Option<crate::admission::AnonymousSlot>,
     /// Only on `/ws`: other sockets run no ceremonies and carry none of this.
     ceremonies: Option<Box<CeremonySlots>>,
 }
@@ -87,6 +89,7 @@ impl SocketCtx {
                 ..Caller::default()
             },
             awaiting_auth: false,
+            anonymous: None,
             ceremonies: (kind == SocketKind::Ceremony).then(|| {
                 Box::new(CeremonySlots {
                     register: None,
@@ -95,6 +98,11 @@ impl SocketCtx {
                 })
             }),
         }
+    }
+
+    /// Whether the socket has a ceremony pending.
+    pub fn has_pending_ceremony(&self) -> bool {
+        self.pending_ceremonies().next().is_some()
     }
 
     /// Ceremonies this socket still has pending, to cancel when it closes.
@@ -373,6 +381,7 @@ fn sign_in(ctx: &mut SocketCtx, state: &AppState, signed_in: SignedIn) -> Option
 /// bound to before is left, and ended if it was this socket's own (socket-only).
 fn bind(ctx: &mut SocketCtx, state: &AppState, info: &TokenInfo) -> Option<Revocation> {
     let watch = state.tokens.watch(&info.session)?;
+    ctx.anonymous = None;
     if let Some(old) = ctx.caller.session.replace(info.session) {
         if old != info.session {
             state.tokens.end_socket_session(&old);

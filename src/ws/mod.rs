@@ -40,6 +40,16 @@ pub async fn chat_socket(
     upgrade(req, body, &state, SocketKind::Chat, "/chat")
 }
 
+/// A refused upgrade that may be tried again later.
+fn busy(err: &Error, status: actix_web::http::StatusCode) -> HttpResponse {
+    let mut response = error_response(err, status);
+    response.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static("5"),
+    );
+    response
+}
+
 /// Browsers always send `Origin`; native clients usually do not.
 fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
     match req.headers().get(actix_web::http::header::ORIGIN) {
@@ -76,6 +86,12 @@ fn upgrade(
             credential_id: None,
         },
     };
+    if state.open_sockets() >= state.capacity.sockets {
+        let err =
+            Error::RateLimited("The server holds as many sockets as it can; try again shortly.");
+        return busy(&err, actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let peer = meta.address;
     let mut ctx = SocketCtx::new(state, kind, path, meta, Instant::now());
     let mut revocation = None;
     match auth {
@@ -89,6 +105,19 @@ fn upgrade(
         },
         Some(RequestAuth::Anonymous) => {}
         None => ctx.awaiting_auth = needs_auth,
+    }
+    if ctx.caller.user.is_none() {
+        if let Some(ip) = peer {
+            match state.anonymous.admit(ip) {
+                Some(slot) => ctx.anonymous = Some(slot),
+                None => {
+                    let err = Error::RateLimited(
+                        "Too many sockets from your address are not signed in; sign in or close some.",
+                    );
+                    return busy(&err, actix_web::http::StatusCode::TOO_MANY_REQUESTS);
+                }
+            }
+        }
     }
     let body = match limit::limit_frames(&req, body, state.config.websocket.max_frame_bytes) {
         Ok(body) => body,

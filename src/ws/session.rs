@@ -32,6 +32,8 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_POLICY: u16 = 1008;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_PROTOCOL: u16 = 1002;
+/// A `/ws` socket that did not sign in and went quiet (`websocket.unauthenticated_idle_ms`).
+pub const CLOSE_SIGN_IN_TIMEOUT: u16 = 4408;
 
 /// Everything one socket's loop needs, held once in its task (about 1 KiB less per idle socket
 /// than the same values as arguments and locals side by side).
@@ -42,7 +44,8 @@ struct Socket {
     revocation: Option<Revocation>,
     room: Option<broadcast::Receiver<Arc<str>>>,
     shutdown: watch::Receiver<bool>,
-    /// Armed only while a protected socket waits for its `auth` frame.
+    /// Armed only while the socket is not signed in: a protected socket's wait for its `auth`
+    /// frame, or a `/ws` socket's idle time before it signs in.
     auth_deadline: Option<Pin<Box<Sleep>>>,
     flood: TokenBucket,
     last_seen: Instant,
@@ -109,9 +112,15 @@ pub fn run(
         .max_frame_size(ws.max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(ws.max_frame_bytes);
-    let auth_deadline = ctx
-        .awaiting_auth
-        .then(|| Box::pin(sleep(Duration::from_millis(ws.auth_deadline_ms))));
+    let auth_deadline = if ctx.awaiting_auth {
+        Some(Box::pin(sleep(Duration::from_millis(ws.auth_deadline_ms))))
+    } else if ctx.kind == SocketKind::Ceremony && ctx.caller.user.is_none() {
+        Some(Box::pin(sleep(Duration::from_millis(
+            ws.unauthenticated_idle_ms,
+        ))))
+    } else {
+        None
+    };
     let now = Instant::now();
     let flood = TokenBucket::new(f64::from(ws.messages_per_second), ws.message_burst, now);
     let mut timer = SocketTimer::new(
@@ -205,9 +214,17 @@ impl Socket {
                             // Boxed: its state (about 1.1 KiB, the ceremony futures) then lives only
                             // while a frame is handled, not in every idle socket's task.
                             let outcome = Box::pin(dispatch(ctx, state, &text, now)).await;
-                            if !ctx.awaiting_auth {
-                                // Authenticated by this frame: the deadline's timer can go.
+                            if ctx.caller.user.is_some() || (!ctx.awaiting_auth && ctx.kind != SocketKind::Ceremony) {
+                                // Signed in (or let in by the hook): the deadline's timer can go.
                                 *auth_deadline = None;
+                            } else if let (false, Some(deadline)) = (ctx.awaiting_auth, auth_deadline.as_mut()) {
+                                // A /ws socket not signed in: idle time counts from this frame,
+                                // and a ceremony in progress may take its whole timeout.
+                                let idle = match ctx.has_pending_ceremony() {
+                                    true => Duration::from_secs(state.config.webauthn.ceremony_timeout_secs),
+                                    false => Duration::from_millis(ws.unauthenticated_idle_ms),
+                                };
+                                deadline.as_mut().reset(tokio::time::Instant::from_std(now) + idle);
                             }
                             // A chat socket that just authenticated joins before its auth.result
                             // goes out, so it cannot miss a message sent right after.
@@ -301,8 +318,11 @@ impl Socket {
                 _ = self.shutdown.changed() => {
                     break Some(shutting_down());
                 }
-                () = auth_deadline_fired(auth_deadline), if ctx.awaiting_auth => {
+                () = auth_deadline_fired(auth_deadline) => {
                     *auth_deadline = None;
+                    if !ctx.awaiting_auth {
+                        break Some(Close { code: CLOSE_SIGN_IN_TIMEOUT, reason: "not signed in in time".into() });
+                    }
                     match verdict_close(unauthorized(state, ctx, Reason::Deadline)) {
                         Some(close) => break Some(close),
                         None => ctx.awaiting_auth = false,

@@ -396,3 +396,136 @@ async fn a_frame_header_announcing_a_tebibyte_closes_with_1009_at_once() {
     let bytes = frame_header(true, 2, 1 << 40);
     assert_eq!(raw_socket_close(&app, bytes).await, (0x88, 1009));
 }
+
+#[actix_web::test]
+async fn sockets_not_signed_in_are_capped_per_address_and_signing_in_frees_a_slot() {
+    let app = spawn_with(|c| c.limits.unauthenticated_sockets_per_address = 3).await;
+    let mut key = SoftAuthenticator::new();
+    // Signed up on a socket of its own, which then counts no more.
+    let (token, _, _signed_up) = signed_up(&app, &mut key, "hana").await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(app.ws("/ws").await);
+    }
+    let err = app.ws_with("/ws", &[("Origin", ORIGIN)]).await.err();
+    assert!(
+        matches!(&err, Some(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 429),
+        "{err:?}"
+    );
+    // A socket with a token does not count; nor does one that signed in.
+    let bearer = format!("Bearer {token}");
+    app.ws_with("/echo", &[("Origin", ORIGIN), ("Authorization", &bearer)])
+        .await
+        .expect("a signed-in socket is not capped");
+    let signed_in = login(&mut open[1], &mut key, Some("hana"), false).await;
+    assert_eq!(signed_in["verified"], "ok");
+    let mut again = app.ws("/ws").await;
+    assert_eq!(again.request(json!({"type":"ping"})).await["type"], "pong");
+}
+
+#[actix_web::test]
+async fn a_ws_socket_that_does_not_sign_in_is_closed_when_it_goes_quiet() {
+    let app = spawn_with(|c| c.websocket.unauthenticated_idle_ms = 300).await;
+    let mut quiet = app.ws("/ws").await;
+    let mut busy = app.ws("/ws").await;
+    login_begin(&mut busy, None, false).await;
+    let started = std::time::Instant::now();
+    assert_eq!(quiet.expect_close().await, 4408);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // With a ceremony pending it may take the ceremony's whole timeout.
+    assert_eq!(busy.request(json!({"type":"ping"})).await["type"], "pong");
+    let mut key = SoftAuthenticator::new();
+    let (_, _, mut signed_in) = signed_up(&app, &mut key, "ines").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        signed_in.request(json!({"type":"ping"})).await["type"],
+        "pong"
+    );
+}
+
+#[actix_web::test]
+async fn at_the_socket_cap_upgrades_get_503_and_http_is_still_served() {
+    let app = spawn_with(|c| c.server.max_sockets = 3).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(app.ws("/ws").await);
+    }
+    let err = app.ws_with("/ws", &[("Origin", ORIGIN)]).await.err();
+    assert!(
+        matches!(&err, Some(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 503),
+        "{err:?}"
+    );
+    assert_eq!(app.get("/healthz", None).await.0, 200);
+    assert_eq!(
+        open[0].request(json!({"type":"ping"})).await["type"],
+        "pong"
+    );
+}
+
+/// The real binary under a 300-descriptor limit: the caps follow the limit, so a client that
+/// opens sockets until refused gets 503s while health checks and open sockets are still served.
+#[actix_web::test]
+async fn at_the_open_file_limit_health_checks_and_open_sockets_are_still_served() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::persistence::Server::start_with(dir.path(), |cmd| {
+        cmd.env("WSAUTHN__SERVER__WORKERS", "2");
+        // SAFETY: setrlimit is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 300,
+                    rlim_max: 300,
+                };
+                match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+    });
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..300 {
+        let attempt = awc::Client::new()
+            .ws(format!("ws://{}/ws", server.addr))
+            .connect()
+            .await;
+        match attempt {
+            Ok((_, framed)) => open.push(framed),
+            Err(awc::error::WsClientError::InvalidResponseStatus(s)) => {
+                assert_eq!(s.as_u16(), 503);
+                refused += 1;
+                if refused >= 5 {
+                    break;
+                }
+            }
+            Err(e) => panic!("after {} sockets: {e}", open.len()),
+        }
+    }
+    assert!(
+        refused >= 5 && open.len() > 100,
+        "{} open, {refused} refused",
+        open.len()
+    );
+    let health = awc::Client::new()
+        .get(format!("http://{}/healthz", server.addr))
+        .send()
+        .await
+        .expect("healthz answers at the limit");
+    assert_eq!(health.status().as_u16(), 200);
+    use futures_util::{SinkExt, StreamExt};
+    let first = &mut open[0];
+    first
+        .send(awc::ws::Message::Text(r#"{"type":"ping","id":1}"#.into()))
+        .await
+        .unwrap();
+    match tokio::time::timeout(PATIENCE, first.next()).await {
+        Ok(Some(Ok(awc::ws::Frame::Text(t)))) => {
+            let reply: serde_json::Value = serde_json::from_slice(&t).unwrap();
+            assert_eq!(reply["type"], "pong");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(server);
+}

@@ -8,5 +8,5 @@ mod edge;
 mod forward_auth;
 mod hardening;
 mod helpers;
-mod persistence;
+pub(crate) mod persistence;
 mod sockets;

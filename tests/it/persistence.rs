@@ -111,15 +111,21 @@ async fn a_passkeys_signature_counter_survives_a_restart() {
 
 /// A `wsauthn` child process on a port of its own; killed (SIGKILL) when dropped, so a failing
 /// test leaves no server behind.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
 }
 
 impl Server {
     /// Starts the real binary on `data_dir` and waits for its `wsauthn listening` log line.
-    fn start(data_dir: &Path) -> Server {
+    pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, |_| {})
+    }
+
+    /// As [`Server::start`], with the command adjusted first (environment, limits).
+    pub fn start_with(data_dir: &Path, adjust: impl FnOnce(&mut Command)) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsauthn"));
+        adjust(&mut cmd);
         for (var, _) in std::env::vars().filter(|(v, _)| v.starts_with("WSAUTHN__")) {
             cmd.env_remove(var);
         }
@@ -157,7 +163,7 @@ impl Server {
     }
 
     /// SIGKILL, then reap: the data directory is free again when this returns.
-    fn kill(mut self) {
+    pub fn kill(mut self) {
         self.child.kill().expect("kill wsauthn");
         self.child.wait().expect("reap wsauthn");
     }
