@@ -137,6 +137,9 @@ impl Events {
     }
 }
 
+/// The `tracing` target of the audit log (a literal in each `info!` below: the macro needs one).
+pub const AUDIT_TARGET: &str = "audit";
+
 fn audit(event: &Event) {
     let name = event.name();
     match event {

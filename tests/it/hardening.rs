@@ -529,3 +529,53 @@ async fn at_the_open_file_limit_health_checks_and_open_sockets_are_still_served(
     }
     drop(server);
 }
+
+/// webauthn-rs logs unparsable authenticator data byte by byte at ERROR; 50 such requests must
+/// cost the log a few lines, not megabytes.
+#[actix_web::test]
+async fn malformed_authenticator_data_does_not_flood_the_log() {
+    use wsauthn::softkey::decode_b64url;
+    let dir = tempfile::tempdir().unwrap();
+    // The default log filter, as an operator runs it.
+    let server = crate::persistence::Server::start_with(dir.path(), |cmd| {
+        cmd.env_remove("RUST_LOG");
+    });
+    let mut key = SoftAuthenticator::new();
+    for i in 0..50 {
+        let mut ws = ws_at(server.addr, "/ws").await;
+        let opts = register_begin(&mut ws, &format!("flood{i}"), false).await;
+        let mut credential = key.register(&opts["publicKey"], ORIGIN).unwrap();
+        // A well-formed attestation object whose authenticator data (its last member) ends in
+        // junk where the credential's COSE key should be.
+        let att = credential["response"]["attestationObject"]
+            .as_str()
+            .unwrap();
+        let mut bytes = decode_b64url(att).unwrap();
+        let len = bytes.len();
+        bytes[len - 40..].fill(0xA5);
+        credential["response"]["attestationObject"] = json!(encode_b64url(&bytes));
+        let reply = ws
+            .request(json!({"type":"register.finish","ceremonyId":opts["ceremonyId"],"credential":credential}))
+            .await;
+        assert_eq!(reply["type"], "error", "{reply}");
+    }
+    // Let the writer's 50 ms batches out.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let output = server.output.lock().unwrap().clone();
+    let bytes: usize = output.iter().map(String::len).sum();
+    assert!(
+        bytes < 64 * 1024,
+        "{bytes} bytes of log for 50 bad requests"
+    );
+    // The audit log is ours: never held back, one line per failed registration.
+    let audited = output
+        .iter()
+        .filter(|l| l.contains("registration.failed"))
+        .count();
+    assert_eq!(audited, 50);
+    assert!(
+        !output.iter().any(|l| l.contains("ERROR")),
+        "client mistakes are not errors: {:?}",
+        output.iter().find(|l| l.contains("ERROR"))
+    );
+}

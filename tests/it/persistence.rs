@@ -114,6 +114,8 @@ async fn a_passkeys_signature_counter_survives_a_restart() {
 pub(crate) struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// Every line it wrote to stdout so far.
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -125,26 +127,27 @@ impl Server {
     /// As [`Server::start`], with the command adjusted first (environment, limits).
     pub fn start_with(data_dir: &Path, adjust: impl FnOnce(&mut Command)) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsauthn"));
-        adjust(&mut cmd);
         for (var, _) in std::env::vars().filter(|(v, _)| v.starts_with("WSAUTHN__")) {
             cmd.env_remove(var);
         }
-        let mut child = cmd
-            .env("WSAUTHN__SERVER__BIND", "127.0.0.1:0")
+        cmd.env("WSAUTHN__SERVER__BIND", "127.0.0.1:0")
             .env("WSAUTHN__SERVER__DATA_DIR", data_dir)
             .env("WSAUTHN__SERVER__STATIC_DIR", "")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn wsauthn");
+            .stderr(Stdio::inherit());
+        adjust(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn wsauthn");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = output.clone();
         // Reads until the address appears, then keeps draining so the pipe never fills.
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line.clone());
                 if let Some(addr) = listening_addr(&line) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
@@ -155,6 +158,7 @@ impl Server {
         let mut server = Server {
             child,
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            output,
         };
         server.addr = rx
             .recv_timeout(PATIENCE)
