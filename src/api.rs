@@ -205,17 +205,9 @@ pub fn passkey_rename(
     req: &PasskeyRename,
 ) -> Result<PasskeyRenamed, Error> {
     let user = caller.user()?;
-    let label = req.label.trim();
-    if label.is_empty()
-        || label.chars().count() > MAX_LABEL_CHARS
-        || label.chars().any(char::is_control)
-    {
-        return Err(Error::bad_request(format!(
-            "\"label\" must be 1 to {MAX_LABEL_CHARS} characters without control characters."
-        )));
-    }
+    let label = crate::names::nickname("label", &req.label, MAX_LABEL_CHARS)?;
     let id = credential_id(&req.credential_id)?;
-    let record = state.store.rename_credential(&user.id, &id, label)?;
+    let record = state.store.rename_credential(&user.id, &id, &label)?;
     state.events.emit(Event::PasskeyRenamed {
         user: user.id,
         credential_id: req.credential_id.clone(),

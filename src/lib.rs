@@ -36,6 +36,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod logwriter;
+pub mod names;
 pub mod protocol;
 pub mod ratelimit;
 pub mod softkey;

@@ -9,6 +9,7 @@
 //! - `credential_use`: credential id → its counter, backup flags and last use, 14 bytes, once
 //!   it has signed in (see [`usage`])
 //! - `sessions`: SHA-256 of a bearer token → [`SessionRecord`] as JSON (see `tokens`)
+//! - `meta`: versions of the indexes (see [`migrate`])
 //!
 //! Invariants: a user and their first passkey are written in one transaction, and a passkey is
 //! only ever inserted by a transaction that first sees its id absent, so two racing registrations
@@ -16,7 +17,10 @@
 //! [`Store::flush`] before they answer. Domain code only: nothing here knows of HTTP or sockets.
 
 mod flush;
+mod migrate;
 mod usage;
+
+pub use migrate::Collision;
 
 use std::path::Path;
 
@@ -121,14 +125,12 @@ pub struct Store {
     user_credentials: sled::Tree,
     credential_use: sled::Tree,
     sessions: sled::Tree,
+    /// Versions of the indexes (see [`migrate`]).
+    meta: sled::Tree,
     flusher: flush::GroupCommit,
 }
 
-/// The key a username is unique under: trimmed and lower-cased, so `Alice@Example.com` and
-/// `alice@example.com` are one account.
-pub fn username_key(name: &str) -> String {
-    name.trim().to_lowercase()
-}
+pub use crate::names::username_key;
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(value).map_err(|e| Error::internal(format!("encode record: {e}")))
@@ -156,16 +158,21 @@ impl Store {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, sled::Error> {
         let db = sled::Config::new().path(dir).open()?;
-        Ok(Store {
+        let store = Store {
             users: db.open_tree("users")?,
             usernames: db.open_tree("usernames")?,
             credentials: db.open_tree("credentials")?,
             user_credentials: db.open_tree("user_credentials")?,
             credential_use: db.open_tree("credential_use")?,
             sessions: db.open_tree("sessions")?,
+            meta: db.open_tree("meta")?,
             flusher: flush::GroupCommit::default(),
             db,
-        })
+        };
+        store
+            .migrate_usernames()
+            .map_err(|e| sled::Error::Unsupported(format!("username index: {e:?}")))?;
+        Ok(store)
     }
 
     /// Waits until every write made before the call is on disk. Concurrent callers share

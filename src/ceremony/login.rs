@@ -5,7 +5,7 @@ use uuid::Uuid;
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::pending::{CeremonyKind, PendingState};
-use super::{check_same_origin, clean_name, verification_error, Ceremonies, SignedIn};
+use super::{check_same_origin, verification_error, Ceremonies, SignedIn};
 use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::events::Event;
@@ -21,7 +21,7 @@ impl Ceremonies {
         let webauthn = &self.inner.webauthn;
         let (options, state) = match username {
             Some(name) => {
-                let name = clean_name("username", name, self.inner.max_username_chars)?;
+                let name = crate::names::username(name, self.inner.max_username_chars)?;
                 let user = self
                     .store()
                     .user_by_name(&name)?

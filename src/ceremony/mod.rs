@@ -152,28 +152,6 @@ pub fn build_webauthn(config: &Config) -> Result<Webauthn, Error> {
         .map_err(|e| Error::internal(format!("webauthn config: {e}")))
 }
 
-/// Checks a username or display name: non-empty after trimming, not too long, no control
-/// characters. Returns it trimmed.
-fn clean_name(field: &str, value: &str, max_chars: usize) -> Result<String, Error> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(Error::bad_request(format!(
-            "\"{field}\" must not be empty."
-        )));
-    }
-    if trimmed.chars().count() > max_chars {
-        return Err(Error::bad_request(format!(
-            "\"{field}\" is longer than {max_chars} characters."
-        )));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(Error::bad_request(format!(
-            "\"{field}\" must not contain control characters."
-        )));
-    }
-    Ok(trimmed.to_owned())
-}
-
 /// The members of client data that webauthn-rs does not check.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -229,15 +207,6 @@ fn verification_error(e: WebauthnError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_trimmed_and_checked() {
-        assert_eq!(clean_name("username", "  bob ", 10).unwrap(), "bob");
-        assert!(clean_name("username", "   ", 10).is_err());
-        assert!(clean_name("username", "a\u{0}b", 10).is_err());
-        assert!(clean_name("username", &"é".repeat(11), 10).is_err());
-        assert!(clean_name("username", &"é".repeat(10), 10).is_ok());
-    }
 
     #[test]
     fn cross_origin_client_data_is_refused() {

@@ -5,11 +5,12 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RegisterPublicKeyCredentia
 use webauthn_rs_proto::{AuthenticatorSelectionCriteria, ResidentKeyRequirement};
 
 use super::pending::{CeremonyKind, PendingState};
-use super::{check_same_origin, clean_name, verification_error, Ceremonies, SignedIn};
+use super::{check_same_origin, verification_error, Ceremonies, SignedIn};
 use crate::config::ResidentKey;
 use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::events::Event;
+use crate::names;
 use crate::store::{CredentialRecord, UserRecord};
 use crate::tokens::SessionMeta;
 
@@ -34,7 +35,7 @@ impl Ceremonies {
         signed_in_as: Option<(Uuid, Uuid)>,
     ) -> Result<(Uuid, CreationChallengeResponse), Error> {
         let max = self.inner.max_username_chars;
-        let name = clean_name("username", username, max)?;
+        let name = names::username(username, max)?;
         let signed_in_as = signed_in_as
             .filter(|(user, session)| self.inner.tokens.user_of(session) == Some(*user));
         let (user, existing, exclude) = match self.store().user_by_name(&name)? {
@@ -53,7 +54,7 @@ impl Ceremonies {
             Some(_) => return Err(Error::UsernameTaken),
             None => {
                 let display_name = match display_name {
-                    Some(d) => clean_name("displayName", d, max)?,
+                    Some(d) => names::nickname("displayName", d, max)?,
                     None => name.clone(),
                 };
                 let user = UserRecord {

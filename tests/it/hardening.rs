@@ -579,3 +579,52 @@ async fn malformed_authenticator_data_does_not_flood_the_log() {
         output.iter().find(|l| l.contains("ERROR"))
     );
 }
+
+/// Names that read as another's: refused, or the same account as the original.
+#[actix_web::test]
+async fn lookalike_usernames_cannot_pose_as_another_account() {
+    let app = spawn_app().await;
+    let mut key = SoftAuthenticator::new();
+    let (_, _, mut ws) = signed_up(&app, &mut key, "josé@example.com").await;
+    let mut other = app.ws("/ws").await;
+    for invisible in [
+        "jos\u{e9}\u{200B}@example.com",
+        "jos\u{e9}\u{2060}@example.com",
+        "jo\u{00AD}s\u{e9}@example.com",
+        "\u{202E}moc.elpmaxe@\u{e9}soj",
+    ] {
+        let reply = other
+            .request(json!({"type":"register.begin","username":invisible}))
+            .await;
+        assert_error(&reply, "bad_request");
+    }
+    for same in [
+        "jose\u{301}@example.com",
+        "ＪＯＳÉ@example.com",
+        "JOSÉ@EXAMPLE.COM",
+    ] {
+        let reply = other
+            .request(json!({"type":"register.begin","username":same}))
+            .await;
+        assert_error(&reply, "username_taken");
+        let opts = login_begin(&mut other, Some(same), false).await;
+        assert_eq!(
+            opts["publicKey"]["allowCredentials"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    let reply = other
+        .request(
+            json!({"type":"register.begin","username":"mallory","displayName":"Jos\u{e9}\u{202E}"}),
+        )
+        .await;
+    assert_error(&reply, "bad_request");
+    let id = encode_b64url(&key.credentials()[0].id);
+    let reply = ws
+        .request(json!({"type":"passkeys.rename","credentialId":id,"label":"phone\u{2066}"}))
+        .await;
+    assert_error(&reply, "bad_request");
+}
