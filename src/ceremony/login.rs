@@ -33,7 +33,8 @@ impl Ceremonies {
                     .map(|c| c.passkey)
                     .collect();
                 if passkeys.is_empty() {
-                    return Err(Error::UnknownUser);
+                    // The account exists (its name is taken) but has nothing to sign in with.
+                    return Err(Error::NoPasskey);
                 }
                 let (options, state) = webauthn
                     .start_passkey_authentication(&passkeys)

@@ -62,7 +62,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::LastPasskey | ErrorCode::PasskeyLimit => StatusCode::CONFLICT,
+        ErrorCode::LastPasskey | ErrorCode::PasskeyLimit | ErrorCode::NoPasskey => {
+            StatusCode::CONFLICT
+        }
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -628,3 +628,33 @@ async fn lookalike_usernames_cannot_pose_as_another_account() {
         .await;
     assert_error(&reply, "bad_request");
 }
+
+/// After its last passkey is deleted, the account still exists for both ceremonies: its name is
+/// taken, sign-in says why it cannot proceed, and a session still signed in can re-enrol.
+#[actix_web::test]
+async fn an_account_without_passkeys_is_named_the_same_way_by_both_ceremonies() {
+    let app = spawn_app().await;
+    let (mut old, mut new) = (SoftAuthenticator::new(), SoftAuthenticator::new());
+    let (token, user_id, mut ws) = signed_up(&app, &mut old, "kim").await;
+    let id = encode_b64url(&old.credentials()[0].id);
+    let deleted = ws
+        .request(json!({"type":"passkeys.delete","credentialId":id,"allowLast":true,"keepSessions":true}))
+        .await;
+    assert_eq!(deleted["type"], "passkeys.delete.result", "{deleted}");
+    let mut other = app.ws("/ws").await;
+    let reply = other
+        .request(json!({"type":"login.begin","username":"kim"}))
+        .await;
+    assert!(assert_error(&reply, "no_passkey").contains("no passkey"));
+    let reply = other
+        .request(json!({"type":"register.begin","username":"kim"}))
+        .await;
+    assert_error(&reply, "username_taken");
+    // The session kept can add a new passkey, which then signs in.
+    let mut kept = app.ws("/ws").await;
+    kept.request(json!({"type":"auth","token":token})).await;
+    let added = register(&mut kept, &mut new, "kim", false).await;
+    assert_eq!(added["user"]["id"], user_id.as_str(), "{added}");
+    let result = login(&mut other, &mut new, Some("kim"), false).await;
+    assert_eq!(result["verified"], "ok", "{result}");
+}
