@@ -111,6 +111,11 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .get(header::AUTHORIZATION)?
         .to_str()
         .unwrap_or("Bearer ");
+    parse_bearer(value)
+}
+
+/// The token of an `Authorization` header's value, as [`bearer_token`] reads it.
+pub fn parse_bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     scheme
         .eq_ignore_ascii_case("bearer")

@@ -214,4 +214,46 @@ mod tests {
         assert_eq!(scan.feed(&stream), Ok(()));
         assert_eq!(scan.feed(&header(true, 0, 33_000)), Err(()));
     }
+
+    /// Any bytes in any split: no panic, and the same verdict as fed whole.
+    #[test]
+    fn fuzz_scanner_never_panics_and_ignores_how_bytes_are_split() {
+        bolero::check!()
+            .with_type::<(Vec<u8>, u16)>()
+            .for_each(|(bytes, chunk)| {
+                let whole = Scanner::new(1_000).feed(bytes);
+                let mut split = Scanner::new(1_000);
+                let verdict = bytes
+                    .chunks(usize::from(*chunk).max(1))
+                    .try_for_each(|piece| split.feed(piece));
+                assert_eq!(whole, verdict);
+            });
+    }
+
+    /// Well-formed streams within the limit always pass.
+    #[test]
+    fn fuzz_scanner_passes_every_stream_within_the_limit() {
+        bolero::check!()
+            .with_type::<Vec<(bool, u8, u16)>>()
+            .for_each(|frames| {
+                let mut stream = Vec::new();
+                let mut message = 0u64;
+                for (fin, kind, len) in frames {
+                    let len = u64::from(*len % 300);
+                    let opcode = [0u8, 1, 2, 9, 10][usize::from(*kind) % 5];
+                    if opcode < 8 {
+                        message = if opcode == 0 { message + len } else { len };
+                        if message > 1_000 {
+                            return;
+                        }
+                        if *fin {
+                            message = 0;
+                        }
+                    }
+                    stream.extend(header(*fin, opcode, len));
+                    stream.extend(std::iter::repeat_n(0u8, len as usize));
+                }
+                assert_eq!(Scanner::new(1_000).feed(&stream), Ok(()));
+            });
+    }
 }
