@@ -2,6 +2,7 @@
 //! real WebSocket and HTTP clients, and a software ES256 authenticator.
 
 mod accounts;
+mod backend_api;
 mod browser;
 mod ceremonies;
 mod edge;
