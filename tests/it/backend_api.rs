@@ -2,6 +2,8 @@
 //! revoking and deleting one, over real sockets against a real server, the key checks on every
 //! path, and durability against `kill -9` with the real binary.
 
+mod docs;
+
 use serde_json::{json, Value};
 use wsauthn::admin::ApiKey;
 use wsauthn::endpoints::{AuthPolicy, DisconnectHook};
