@@ -7,6 +7,7 @@
 //! extensions for handlers and sockets to read.
 
 pub mod admin;
+pub mod cors;
 mod deadline;
 pub mod handlers;
 mod headers;

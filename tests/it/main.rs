@@ -5,6 +5,7 @@ mod accounts;
 mod backend_api;
 mod browser;
 mod ceremonies;
+mod cors;
 mod edge;
 mod forward_auth;
 mod hardening;
