@@ -419,17 +419,23 @@ async fn revoking_a_user_ends_every_session_and_closes_every_socket_with_4401() 
         .ws_with("/echo", &[("Origin", ORIGIN), ("Authorization", &bearer)])
         .await
         .expect("echo opens with the header token");
+    // Signed in without a token: its socket-only session is one of hers too.
+    let mut tokenless = app.ws("/ws").await;
+    let result = login(&mut tokenless, &mut key, Some("alice@example.com"), false).await;
+    assert_eq!(result["verified"], "ok", "{result}");
+    assert!(result.get("authentication").is_none(), "{result}");
     let mut bob_key = SoftAuthenticator::new();
     let (bob_token, _, mut bob) = signed_up(&app, &mut bob_key, "bob@example.com").await;
 
     let revoked = admin(&app, "POST", &format!("/admin/users/{id}/revoke"), 200).await;
-    assert_eq!(revoked, json!({"revoked": 2}));
+    assert_eq!(revoked, json!({"revoked": 3}));
 
     for (name, ws) in [
         ("ceremony", &mut ceremony),
         ("second", &mut second),
         ("chat", &mut chat),
         ("echo", &mut echo),
+        ("signed in without a token", &mut tokenless),
     ] {
         assert_eq!(ws.expect_close().await, 4401, "{name}");
     }
