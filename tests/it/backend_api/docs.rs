@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::{json, Value};
 use wsauthn::softkey::SoftAuthenticator;
 
-use super::{current_session, with_admin_key, ADMIN_KEY};
+use super::support::{current_session, with_admin_key, ADMIN_KEY};
 use crate::helpers::*;
 
 const DOC: &str = include_str!("../../../docs/backend-api.md");
