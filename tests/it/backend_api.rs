@@ -6,7 +6,7 @@ mod docs;
 mod support;
 
 use serde_json::json;
-use wsauthn::endpoints::{AuthPolicy, DisconnectHook};
+use wsauthn::endpoints::AuthPolicy;
 use wsauthn::softkey::SoftAuthenticator;
 
 use crate::helpers::*;
@@ -394,16 +394,8 @@ async fn deleting_a_user_removes_everything_closes_their_sockets_and_frees_name_
 
 #[actix_web::test]
 async fn kill_9_right_after_a_revoke_or_a_delete_is_acknowledged_loses_neither() {
-    // Two accounts with tokens, stopped cleanly so their sessions are on disk.
-    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let app = spawn_in(dir.clone(), with_admin_key, None::<DisconnectHook>).await;
-    let mut key = SoftAuthenticator::new();
-    let (alice, alice_id, ws) = signed_up(&app, &mut key, "alice@example.com").await;
-    ws.close().await;
-    let (bob, bob_id, ws) = signed_up(&app, &mut key, "bob@example.com").await;
-    ws.close().await;
-    app.stop().await;
     // The real binary, keyed from the environment, killed the instant each answer arrives.
+    let dir = tempfile::tempdir().unwrap();
     let keyed = |cmd: &mut std::process::Command| {
         cmd.env("WSAUTHN__ADMIN__API_KEY", ADMIN_KEY);
     };
@@ -411,6 +403,23 @@ async fn kill_9_right_after_a_revoke_or_a_delete_is_acknowledged_loses_neither()
 
     let server = Server::start_with(dir.path(), keyed);
     let base = url(&server, "");
+    let mut key = SoftAuthenticator::new();
+    let mut accounts = Vec::new();
+    for name in ["alice@example.com", "bob@example.com"] {
+        let mut ws = ws_at(server.addr, "/ws").await;
+        let result = register(&mut ws, &mut key, name, true).await;
+        assert_eq!(result["verified"], "ok", "{result}");
+        let token = result["authentication"]["token"].as_str().unwrap();
+        let id = result["user"]["id"].as_str().unwrap();
+        accounts.push((token.to_owned(), id.to_owned()));
+        ws.close().await;
+    }
+    let [(alice, alice_id), (bob, bob_id)] = <[_; 2]>::try_from(accounts).unwrap();
+    // Sessions are written when issued but not flushed; this call answers after a flush, so
+    // both are on disk before anything is revoked.
+    let others = url(&server, "/api/sessions/revoke-others");
+    let (status, _, body) = request("POST", &others, Some(&bob), None).await;
+    assert_eq!((status, body), (200, json!({"revoked": 0})));
     assert_eq!(introspect(&base, &alice).await["active"], true);
     let revoke = url(&server, &format!("/admin/users/{alice_id}/revoke"));
     let (status, _, body) = request("POST", &revoke, Some(ADMIN_KEY), None).await;
