@@ -162,7 +162,7 @@ pub async fn logout(state: &AppState, caller: &Caller) -> Result<(), Error> {
     Ok(())
 }
 
-fn passkey_view(record: &CredentialRecord) -> PasskeyView {
+pub(crate) fn passkey_view(record: &CredentialRecord) -> PasskeyView {
     let cred = webauthn_rs::prelude::Credential::from(record.passkey.clone());
     let authenticator = record.aaguid.as_ref().and_then(authenticator_name);
     PasskeyView {

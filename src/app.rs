@@ -14,7 +14,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::endpoints::{DisconnectHook, UnauthorizedHook};
 use crate::events::{EventHook, Events};
-use crate::http::{enforce_policy, request_deadline, routes, security_headers};
+use crate::http::{cors::cors, enforce_policy, request_deadline, routes, security_headers};
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -117,6 +117,8 @@ impl AppBuilder {
             actix_web::App::new()
                 .app_data(data.clone())
                 .wrap(from_fn(enforce_policy))
+                // Outside the token policy: preflights are answered before it runs.
+                .wrap(from_fn(cors))
                 .wrap(from_fn(request_deadline))
                 .wrap(security_headers(&origins))
                 .configure(move |cfg| routes(cfg, static_dir.as_deref(), body_limit))

@@ -29,6 +29,7 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     pub limits: LimitsConfig,
     pub endpoints: EndpointsConfig,
+    pub admin: AdminConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +98,13 @@ pub struct LimitsConfig {
 pub struct EndpointsConfig {
     pub default: AuthPolicy,
     pub paths: BTreeMap<String, AuthPolicy>,
+}
+
+/// The backend API (`docs/backend-api.md`); an empty key turns it off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub api_key: crate::admin::ApiKey,
 }
 
 /// Why the configuration cannot be used. Each message names the key and what is wrong with it.
@@ -241,6 +249,7 @@ impl Config {
         {
             return invalid("limits.* must all be at least 1".into());
         }
+        self.admin.api_key.check().map_err(ConfigError::Invalid)?;
         for path in self.endpoints.paths.keys() {
             if !path.starts_with('/') {
                 return invalid(format!("endpoints.paths key {path:?} must start with '/'"));

@@ -23,6 +23,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod aaguid;
+pub mod admin;
 pub mod admission;
 pub mod api;
 pub mod app;

@@ -16,6 +16,7 @@
 //! of one credential id (or one username) cannot both win. Callers that promise durability await
 //! [`Store::flush`] before they answer. Domain code only: nothing here knows of HTTP or sockets.
 
+mod admin;
 mod flush;
 mod migrate;
 mod usage;
@@ -31,6 +32,7 @@ use webauthn_rs::prelude::Passkey;
 
 use crate::error::Error;
 use crate::protocol::UserView;
+pub use admin::DeletedUser;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {

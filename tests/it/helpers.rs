@@ -50,7 +50,8 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("cannot open {path}: {e}"))
     }
 
-    /// Opens a WebSocket with the given headers; the error says why the upgrade failed.
+    /// Opens a WebSocket with the given headers (`User-Agent` defaults to [`WS_USER_AGENT`]); the
+    /// error says why the upgrade failed.
     pub async fn ws_with(
         &self,
         path: &str,
@@ -58,8 +59,13 @@ impl TestApp {
     ) -> Result<Ws, awc::error::WsClientError> {
         let mut req = awc::Client::new()
             .ws(self.ws_url(path))
-            .max_frame_size(1 << 20)
-            .header("User-Agent", WS_USER_AGENT);
+            .max_frame_size(1 << 20);
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+        {
+            req = req.header("User-Agent", WS_USER_AGENT);
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -2,8 +2,10 @@
 //! real WebSocket and HTTP clients, and a software ES256 authenticator.
 
 mod accounts;
+mod backend_api;
 mod browser;
 mod ceremonies;
+mod cors;
 mod edge;
 mod forward_auth;
 mod hardening;
