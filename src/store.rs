@@ -168,7 +168,8 @@ impl Store {
             credential_use: db.open_tree("credential_use")?,
             sessions: db.open_tree("sessions")?,
             meta: db.open_tree("meta")?,
-            flusher: flush::GroupCommit::default(),
+            // Every flush ends with fdatasync of sled's log file (see `flush`).
+            flusher: flush::GroupCommit::new(Some(std::fs::File::open(dir.join("db"))?)),
             db,
         };
         store

@@ -6,18 +6,23 @@
 //! flushes per acknowledged write falls towards one per flush duration, whatever the rate.
 //!
 //! The flush itself is sled's synchronous `flush` on the blocking pool, not `flush_async`:
-//! sled 0.34's `flush_async` deadlocks when called concurrently (spacejam/sled#1308).
+//! sled 0.34's `flush_async` deadlocks when called concurrently (spacejam/sled#1308). On Linux
+//! sled's flush ends in `sync_file_range`, which starts and waits for the page writes but flushes
+//! neither the drive's write cache nor the file's size, so it does not promise the data survives
+//! a power loss; the flush therefore ends with `fdatasync` of sled's log file, which does.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::Error;
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(super) struct GroupCommit(Arc<Inner>);
 
-#[derive(Default)]
 struct Inner {
+    /// sled's log file (`<data_dir>/db`), synced after each flush; `None` for a store that
+    /// has none (a temporary one).
+    log: Option<std::fs::File>,
     /// The newest ticket handed out.
     requested: AtomicU64,
     /// Every ticket up to this one is on disk.
@@ -29,6 +34,16 @@ struct Inner {
 }
 
 impl GroupCommit {
+    pub(super) fn new(log: Option<std::fs::File>) -> Self {
+        GroupCommit(Arc::new(Inner {
+            log,
+            requested: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            runs: AtomicU64::new(0),
+            running: tokio::sync::Mutex::new(()),
+        }))
+    }
+
     pub(super) async fn flush(&self, db: &sled::Db) -> Result<(), Error> {
         let inner = &self.0;
         let ticket = inner.requested.fetch_add(1, Ordering::AcqRel) + 1;
@@ -42,9 +57,17 @@ impl GroupCommit {
         }
         let covers = inner.requested.load(Ordering::Acquire);
         let db = db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| Error::internal(format!("flush task: {e}")))??;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), Error> {
+            db.flush()?;
+            if let Some(log) = &this.0.log {
+                log.sync_data()
+                    .map_err(|e| Error::internal(format!("fdatasync of the store's log: {e}")))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::internal(format!("flush task: {e}")))??;
         inner.runs.fetch_add(1, Ordering::Relaxed);
         inner.done.fetch_max(covers, Ordering::AcqRel);
         Ok(())
@@ -64,7 +87,8 @@ mod tests {
     async fn concurrent_callers_share_flushes_and_every_write_is_on_disk_after_its_flush() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let commit = GroupCommit::default();
+        let commit = GroupCommit::new(std::fs::File::open(dir.path().join("db")).ok());
+        assert!(commit.0.log.is_some(), "sled keeps its log in <dir>/db");
         let barrier = Arc::new(tokio::sync::Barrier::new(64));
         let mut tasks = Vec::new();
         for i in 0u32..64 {
