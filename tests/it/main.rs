@@ -6,6 +6,7 @@ mod backend_api;
 mod browser;
 mod ceremonies;
 mod cors;
+mod crash;
 mod edge;
 mod forward_auth;
 mod hardening;

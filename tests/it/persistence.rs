@@ -248,7 +248,12 @@ async fn many_concurrent_registrations_all_complete() {
 }
 
 /// An HTTP call to a server at `addr`: (status, JSON body).
-async fn http_at(addr: SocketAddr, method: &str, path: &str, bearer: &str) -> (u16, Value) {
+pub(crate) async fn http_at(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: &str,
+) -> (u16, Value) {
     let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
     let mut res = awc::Client::new()
         .request(method, format!("http://{addr}{path}"))
