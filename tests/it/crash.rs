@@ -171,7 +171,7 @@ fn restore_key(ledger: &Mutex<Ledger>, name: &str, key: SoftAuthenticator) {
 async fn kill_9_under_load_loses_nothing_acknowledged_and_revives_nothing_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let mut rng = Rng(0x5EED_0F_C0FFEE);
+    let mut rng = Rng(0x5EED_0FC0_FFEE);
     for round in 0..4 {
         let server = Server::start(dir.path());
         check(server.addr, &ledger, round).await;
