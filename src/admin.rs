@@ -155,7 +155,7 @@ pub async fn delete_user(state: &AppState, id: &Uuid) -> Result<Deleted, Error> 
             credential_id: crate::b64url(credential_id),
         });
     }
-    let sessions_ended = state.tokens.revoke_user(id)?;
+    let sessions_ended = state.tokens.forget_user(id)?;
     state.store.remove_sessions_of(id)?;
     state.store.flush().await?;
     tracing::info!(

@@ -272,3 +272,21 @@ fn deleting_a_passkey_ends_the_sessions_it_opened_and_no_others() {
     assert_eq!(t.revoke_user(&alice.id).unwrap(), 1);
     assert!(t.is_live(&b1.session));
 }
+
+#[test]
+fn a_deleted_user_gets_no_new_session_even_from_a_sign_in_that_passed_before() {
+    let t = table(&ManualClock::new());
+    let (gone, stays) = (user(), user());
+    let before = issue(&t, &gone).1;
+    assert_eq!(t.forget_user(&gone.id).unwrap(), 1);
+    assert!(!t.is_live(&before.session));
+    assert!(matches!(
+        t.issue(gone.clone(), SessionMeta::default()),
+        Err(Error::UnknownUser)
+    ));
+    assert!(t
+        .issue_for_socket(gone.clone(), SessionMeta::default())
+        .is_err());
+    assert!(t.sessions_of(&gone.id, None).is_empty());
+    assert!(t.issue(stays.clone(), SessionMeta::default()).is_ok());
+}
