@@ -175,6 +175,9 @@ pin_project! {
         payload: Option<PayloadSender>,
         // true when current request uses chunked transfer encoding (drainable when payload is dropped)
         payload_drainable: bool,
+        // true once an upgrade response (101) has been sent: the connection then belongs to the
+        // upgraded protocol, and ends when that response's body does
+        upgraded: bool,
         messages: VecDeque<DispatcherMessage>,
 
         head_timer: TimerState,
@@ -296,6 +299,7 @@ where
                     state: State::None,
                     payload: None,
                     payload_drainable: false,
+                    upgraded: false,
                     messages: VecDeque::new(),
 
                     head_timer: TimerState::new(config.client_request_deadline().is_some()),
@@ -513,6 +517,7 @@ where
         }
 
         let size = self.as_mut().send_response_inner(res, &body)?;
+        *self.as_mut().project().upgraded = is_upgrade;
         match size {
             BodySize::None | BodySize::Sized(0) => {
                 let mut this = self.as_mut().project();
@@ -707,7 +712,17 @@ where
                                 // set state to None and handle next message
                                 this.state.set(State::None);
 
-                                if not_pipelined && close_for_unread_payload {
+                                if *this.upgraded {
+                                    // The body of an upgrade response is the upgraded protocol's
+                                    // output, and its end is that protocol's decision that the
+                                    // connection is over (a WebSocket after its closing
+                                    // handshake). The bytes still to come are that protocol's,
+                                    // not an unread HTTP body to drain: close now, without the
+                                    // linger, or a client waiting for the server to close first
+                                    // (RFC 6455 section 7.1.1) waits out the whole
+                                    // `client_disconnect_timeout`.
+                                    this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
+                                } else if not_pipelined && close_for_unread_payload {
                                     if this.config.client_disconnect_deadline().is_some() {
                                         Self::enter_linger(this.flags);
                                     } else {
