@@ -4,20 +4,19 @@
 //!
 //! Invariants: the loop owns the socket and its [`SocketCtx`] (both in one [`Socket`]); whatever
 //! ends it, dropping the `Socket` cancels the socket's pending ceremonies and marks its token
-//! used, so nothing it started outlives it.
+//! used, so nothing it started outlives it. The loop says how it ended ([`Ending`]);
+//! [`closing::finish`] then carries out the closing handshake and ends the TCP connection.
 
 use std::future::{pending, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_ws::{
-    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, MessageStream,
-    ProtocolError, Session,
-};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, MessageStream, ProtocolError, Session};
 use tokio::sync::{broadcast, watch};
 use tokio::time::{sleep, Sleep};
 
+use super::closing::{self, Ending, Release};
 use super::dispatch::{dispatch, unauthorized, verdict_close, Close, SocketCtx, SocketKind};
 use super::expiry::{Due, SocketTimer, Stage};
 use crate::endpoints::Reason;
@@ -91,11 +90,13 @@ async fn next_broadcast(
     }
 }
 
-/// Runs the socket until it closes. Not an `async fn`: the arguments go into the [`Socket`]
-/// first, so the task holds them once rather than beside it.
+/// Runs the socket until it closes, then the closing handshake; dropping `release` at the end
+/// ends the TCP connection. Not an `async fn`: the arguments go into the [`Socket`] first, so
+/// the task holds them once rather than beside it.
 pub fn run(
     session: Session,
     stream: MessageStream,
+    release: Release,
     state: AppState,
     ctx: SocketCtx,
     revocation: Option<Revocation>,
@@ -133,7 +134,7 @@ pub fn run(
     };
     async move {
         let _open = open;
-        let close = socket.serve().await;
+        let ending = socket.serve().await;
         let Socket {
             live,
             session,
@@ -141,19 +142,13 @@ pub fn run(
             ..
         } = socket;
         drop(live);
-        let reason = close.map(|c| CloseReason {
-            code: CloseCode::from(c.code),
-            description: Some(c.reason),
-        });
-        let _ = session.close(reason).await;
-        drop(stream);
+        closing::finish(session, stream, ending, release).await;
     }
 }
 
 impl Socket {
-    /// The loop: returns how to close the socket (`None`: it is already gone, or the client
-    /// closed it).
-    async fn serve(&mut self) -> Option<Close> {
+    /// The loop: returns how it ended, and so how to close the socket.
+    async fn serve(&mut self) -> Ending {
         let state = &self.live.state;
         let ctx = &mut self.live.ctx;
         let session = &mut self.session;
@@ -169,28 +164,30 @@ impl Socket {
             reason: "server shutting down".into(),
         };
         if *self.shutdown.borrow_and_update() {
-            return Some(shutting_down());
+            return Ending::Server(shutting_down());
         }
 
-        let close: Option<Close> = loop {
+        loop {
             tokio::select! {
                 frame = self.stream.recv() => {
                     let frame = match frame {
-                        None => break None,
-                        Some(Err(ProtocolError::Overflow)) => break Some(Close {
+                        None => break Ending::Gone,
+                        // The oversized frame has been skipped whole: the client's answer to
+                        // the close can still be read.
+                        Some(Err(ProtocolError::Overflow)) => break Ending::Server(Close {
                             code: CLOSE_TOO_BIG,
                             reason: format!("frame larger than {} bytes", ws.max_frame_bytes),
                         }),
                         Some(Err(e)) => {
                             tracing::debug!(socket = ctx.id, error = %e, "websocket protocol error");
-                            break Some(Close { code: CLOSE_PROTOCOL, reason: "protocol error".into() });
+                            break Ending::Failed(Close { code: CLOSE_PROTOCOL, reason: "protocol error".into() });
                         }
                         Some(Ok(frame)) => frame,
                     };
                     let now = Instant::now();
                     self.last_seen = now;
                     if !matches!(frame, AggregatedMessage::Pong(_)) && !self.flood.try_take(now) {
-                        break Some(Close { code: CLOSE_POLICY, reason: "too many messages".into() });
+                        break Ending::Server(Close { code: CLOSE_POLICY, reason: "too many messages".into() });
                     }
                     match frame {
                         AggregatedMessage::Text(text) => {
@@ -208,7 +205,7 @@ impl Socket {
                             }
                             if let Some(reply) = outcome.reply {
                                 if session.text(reply).await.is_err() {
-                                    break None;
+                                    break Ending::Gone;
                                 }
                             }
                             if let Some(watch) = outcome.watch {
@@ -218,8 +215,8 @@ impl Socket {
                                 }
                                 *revocation = Some(watch);
                             }
-                            if outcome.close.is_some() {
-                                break outcome.close;
+                            if let Some(close) = outcome.close {
+                                break Ending::Server(close);
                             }
                         }
                         AggregatedMessage::Binary(bytes) => {
@@ -227,7 +224,7 @@ impl Socket {
                                 session.binary(bytes).await
                             } else if ctx.awaiting_auth {
                                 match verdict_close(unauthorized(state, ctx, Reason::NotAuthenticated)) {
-                                    Some(close) => break Some(close),
+                                    Some(close) => break Ending::Server(close),
                                     None => { ctx.awaiting_auth = false; Ok(()) }
                                 }
                             } else {
@@ -235,25 +232,25 @@ impl Socket {
                                 session.text(protocol::encode(None, &ServerMsg::error(&err))).await
                             };
                             if sent.is_err() {
-                                break None;
+                                break Ending::Gone;
                             }
                         }
                         AggregatedMessage::Ping(bytes) => {
                             if session.pong(&bytes).await.is_err() {
-                                break None;
+                                break Ending::Gone;
                             }
                         }
                         AggregatedMessage::Pong(_) => {}
                         AggregatedMessage::Close(reason) => {
                             tracing::debug!(socket = ctx.id, ?reason, "client closed");
-                            break None;
+                            break Ending::Client(reason);
                         }
                     }
                 }
                 message = next_broadcast(room) => match message {
                     Ok(frame) => {
                         if session.text(&*frame).await.is_err() {
-                            break None;
+                            break Ending::Gone;
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -262,22 +259,22 @@ impl Socket {
                     Err(broadcast::error::RecvError::Closed) => *room = None,
                 },
                 signal = session_signal(revocation) => match signal {
-                    SessionSignal::Ended => break Some(Close::unauthorized()),
+                    SessionSignal::Ended => break Ending::Server(Close::unauthorized()),
                     SessionSignal::Live { expires_ms } => timer.arm(expires_ms, clock),
                 },
                 due = timer.fired() => match due {
                     Due::Heartbeat => {
                         if self.last_seen.elapsed() > heartbeat_timeout {
-                            break Some(Close { code: CLOSE_GOING_AWAY, reason: "heartbeat timeout".into() });
+                            break Ending::Server(Close { code: CLOSE_GOING_AWAY, reason: "heartbeat timeout".into() });
                         }
                         if session.ping(b"").await.is_err() {
-                            break None;
+                            break Ending::Gone;
                         }
                     }
                     Due::Expiry(Stage::Warn) => {
                         let warning = ServerMsg::Expiring { expires_at: timer.expires_at() };
                         if session.text(protocol::encode(None, &warning)).await.is_err() {
-                            break None;
+                            break Ending::Gone;
                         }
                         timer.arm_end(clock);
                     }
@@ -291,18 +288,16 @@ impl Socket {
                 // The switch only ever goes from false to true, and is checked when the socket
                 // opens (below), so any change means the server is going away.
                 _ = self.shutdown.changed() => {
-                    break Some(shutting_down());
+                    break Ending::Server(shutting_down());
                 }
                 () = auth_deadline_fired(auth_deadline), if ctx.awaiting_auth => {
                     *auth_deadline = None;
                     match verdict_close(unauthorized(state, ctx, Reason::Deadline)) {
-                        Some(close) => break Some(close),
+                        Some(close) => break Ending::Server(close),
                         None => ctx.awaiting_auth = false,
                     }
                 }
             }
-        };
-
-        close
+        }
     }
 }
