@@ -4,6 +4,7 @@
 mod accounts;
 mod browser;
 mod ceremonies;
+mod close;
 mod edge;
 mod forward_auth;
 mod helpers;
