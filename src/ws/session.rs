@@ -135,18 +135,26 @@ pub fn run(
     async move {
         let _open = open;
         let ending = socket.serve().await;
-        let Socket {
-            live,
-            session,
-            stream,
-            ..
-        } = socket;
-        drop(live);
+        let (session, stream) = socket.into_wire();
         closing::finish(session, stream, ending, release).await;
     }
 }
 
 impl Socket {
+    /// Lets go of everything but the wire: what the socket started ends here (see [`Live`]),
+    /// and the closing handshake gets the session and the stream. By value, so the task does
+    /// not keep the rest of the `Socket` beside the handshake's future.
+    fn into_wire(self) -> (Session, AggregatedMessageStream) {
+        let Socket {
+            live,
+            session,
+            stream,
+            ..
+        } = self;
+        drop(live);
+        (session, stream)
+    }
+
     /// The loop: returns how it ended, and so how to close the socket.
     async fn serve(&mut self) -> Ending {
         let state = &self.live.state;
