@@ -21,7 +21,8 @@ Options:
                          each user gets replies); latency then counts from when each was due
   --mode MODE            register | login | connect | mixed | idle | http (default login)
                            login:   begin + finish with a token on a kept-open /ws socket
-                           connect: open a protected socket with the token, one frame, close
+                           connect: open a protected socket with the token, one frame, then
+                                    the closing handshake until the server ends the TCP stream
                            mixed:   1 register : 3 logins : 6 connects, at random
                            idle:    hold one authenticated protected socket per user
                            http:    GET --http-path with the token as Bearer (keep-alive)

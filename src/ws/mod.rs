@@ -1,6 +1,8 @@
 //! WebSocket endpoints: the upgrade (Origin check, token from the upgrade request) and the
-//! hand-off to a per-socket loop. `dispatch` holds what frames mean; `session` the socket loop.
+//! hand-off to a per-socket loop. `dispatch` holds what frames mean; `session` the socket loop;
+//! `closing` the closing handshake and the end of the TCP connection.
 
+mod closing;
 pub mod dispatch;
 mod expiry;
 mod limit;
@@ -127,12 +129,14 @@ fn upgrade(
         Ok(parts) => parts,
         Err(e) => return e.error_response(),
     };
+    let (response, release) = closing::hold_open(response);
     // A chat socket authenticated by its upgrade joins the room before the client can know it
     // is open, so it cannot miss a message sent right after.
     let room = (kind == SocketKind::Chat && ctx.caller.user.is_some()).then(|| state.chat.join());
     actix_web::rt::spawn(session::run(
         session,
         stream,
+        release,
         state.clone(),
         ctx,
         revocation,

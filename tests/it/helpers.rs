@@ -215,10 +215,13 @@ impl Ws {
                 }
                 Some(Ok(Frame::Binary(bytes))) => return Event::Binary(bytes.to_vec()),
                 Some(Ok(Frame::Close(reason))) => {
+                    // Answered as every client library does, so the server can end the
+                    // connection (it waits for the answer before it does).
+                    let _ = self.framed.send(Message::Close(reason.clone())).await;
                     return Event::Close(
                         reason.as_ref().map(|r| u16::from(r.code)),
                         reason.and_then(|r| r.description).unwrap_or_default(),
-                    )
+                    );
                 }
                 Some(Ok(Frame::Ping(bytes))) => {
                     if answer_pings {

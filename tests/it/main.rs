@@ -5,6 +5,7 @@ mod accounts;
 mod backend_api;
 mod browser;
 mod ceremonies;
+mod close;
 mod cors;
 mod crash;
 mod edge;
