@@ -55,7 +55,7 @@ fn sign_in(c: &mut Criterion) {
                 let started = Instant::now();
                 let (id, options) = f
                     .ceremonies
-                    .login_begin(Some(USERNAME), true)
+                    .login_begin(Some(USERNAME), true, None)
                     .expect("login.begin");
                 timed += started.elapsed();
                 let credential = f.assertion(&options);
@@ -79,7 +79,7 @@ fn sign_in(c: &mut Criterion) {
         b.iter(|| {
             let (id, options) = f
                 .ceremonies
-                .login_begin(Some(USERNAME), true)
+                .login_begin(Some(USERNAME), true, None)
                 .expect("login.begin");
             f.ceremonies.pending().cancel(&id);
             options

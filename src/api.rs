@@ -69,6 +69,7 @@ pub fn register_begin(
         req.display_name.as_deref(),
         req.token,
         signed_in_as,
+        caller.meta.address,
     )?;
     Ok(RegisterOptions {
         ceremony_id,
@@ -99,10 +100,15 @@ pub async fn register_finish(
     Ok((result, registered.signed_in))
 }
 
-pub fn login_begin(state: &AppState, req: &LoginBegin) -> Result<LoginOptions, Error> {
-    let (ceremony_id, options) = state
-        .ceremonies
-        .login_begin(req.username.as_deref(), req.token)?;
+pub fn login_begin(
+    state: &AppState,
+    caller: &Caller,
+    req: &LoginBegin,
+) -> Result<LoginOptions, Error> {
+    let (ceremony_id, options) =
+        state
+            .ceremonies
+            .login_begin(req.username.as_deref(), req.token, caller.meta.address)?;
     Ok(LoginOptions {
         ceremony_id,
         options: Box::new(options),

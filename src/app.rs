@@ -163,6 +163,7 @@ async fn sweep_until(state: AppState, mut stopped: tokio::sync::oneshot::Receive
         }
         let tokens = state.tokens.sweep();
         let ceremonies = state.ceremonies.pending().sweep();
+        state.ceremonies.sweep_allowances();
         if tokens + ceremonies > 0 {
             tracing::debug!(tokens, ceremonies, "swept expired entries");
         }

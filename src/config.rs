@@ -42,6 +42,7 @@ pub struct ServerConfig {
     pub max_connections_per_worker: usize,
     pub max_sockets: u64,
     pub request_timeout_ms: u64,
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -87,7 +88,10 @@ pub struct WebSocketConfig {
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     pub max_pending_ceremonies: usize,
+    pub pending_ceremonies_per_address: u32,
+    pub ceremony_timeout_under_pressure_secs: u64,
     pub ceremonies_per_minute: u32,
+    pub ceremonies_per_minute_per_address: u32,
     pub max_username_chars: usize,
     pub max_passkeys_per_user: u32,
     pub unauthenticated_sockets_per_address: u64,
@@ -174,12 +178,18 @@ impl Config {
         config.server.bind = "127.0.0.1:0".into();
         config.server.data_dir = data_dir.to_owned();
         config.server.workers = 2;
+        // Every test client comes from 127.0.0.1: the per-address allowance would be shared by
+        // the whole suite's ceremonies. Tests of that limit set it themselves.
+        config.limits.ceremonies_per_minute_per_address = 1_000_000;
         Ok(config)
     }
 
     /// Checks everything that can be checked before the server starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if let Err(msg) = crate::clientaddr::TrustedProxies::parse(&self.server.trusted_proxies) {
+            return invalid(msg);
+        }
         if self.server.bind.parse::<SocketAddr>().is_err() {
             return invalid(format!(
                 "server.bind {:?} is not an address:port such as 127.0.0.1:8080",

@@ -30,6 +30,7 @@ pub mod app;
 pub mod bench;
 pub mod ceremony;
 pub mod chat;
+pub mod clientaddr;
 pub mod clock;
 pub mod config;
 pub mod endpoints;

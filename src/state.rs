@@ -44,6 +44,8 @@ pub struct Shared {
     pub capacity: Capacity,
     /// Sockets not signed in, per client address.
     pub anonymous: Anonymous,
+    /// Reverse proxies whose forwarded-for headers are believed.
+    pub proxies: crate::clientaddr::TrustedProxies,
     socket_ids: Arc<AtomicU64>,
     open_sockets: Arc<AtomicU64>,
     /// Set to true once when the server begins to shut down; sockets close with 1001.
@@ -102,7 +104,10 @@ impl AppState {
             config.server.max_sockets,
         );
         let anonymous = Anonymous::new(config.limits.unauthenticated_sockets_per_address);
+        let proxies = crate::clientaddr::TrustedProxies::parse(&config.server.trusted_proxies)
+            .map_err(crate::error::Error::internal)?;
         Ok(AppState(Arc::new(Shared {
+            proxies,
             capacity,
             anonymous,
             endpoints: Arc::new(Endpoints::from_config(&config.endpoints)),

@@ -69,7 +69,7 @@ impl SignInFixture {
             .expect("runtime");
         let mut key = SoftAuthenticator::new();
         let (id, options) = ceremonies
-            .register_begin(USERNAME, None, false, None)
+            .register_begin(USERNAME, None, false, None, None)
             .expect("register.begin");
         let options = serde_json::to_value(&options).expect("options encode");
         let credential: RegisterPublicKeyCredential = serde_json::from_value(

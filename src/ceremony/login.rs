@@ -17,7 +17,9 @@ impl Ceremonies {
         &self,
         username: Option<&str>,
         token: bool,
+        from: Option<std::net::IpAddr>,
     ) -> Result<(Uuid, RequestChallengeResponse), Error> {
+        self.allow_begin(from)?;
         let webauthn = &self.inner.webauthn;
         let (options, state) = match username {
             Some(name) => {
@@ -49,7 +51,7 @@ impl Ceremonies {
                 (options, PendingState::Discoverable { state, token })
             }
         };
-        let id = self.inner.pending.insert(state)?;
+        let id = self.inner.pending.insert(state, from)?;
         Ok((id, options))
     }
 

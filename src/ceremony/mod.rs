@@ -57,6 +57,8 @@ struct Inner {
     pending: PendingTable,
     clock: SharedClock,
     events: Events,
+    /// Ceremonies begun per client address, over every connection.
+    begins: crate::ratelimit::PerAddress,
     resident_key: ResidentKey,
     max_username_chars: usize,
     max_passkeys: u32,
@@ -77,9 +79,17 @@ impl Ceremonies {
                 store,
                 tokens,
                 pending: PendingTable::new(
-                    config.limits.max_pending_ceremonies,
-                    config.webauthn.ceremony_timeout_secs,
+                    pending::PendingLimits {
+                        cap: config.limits.max_pending_ceremonies,
+                        per_address: config.limits.pending_ceremonies_per_address,
+                        timeout_secs: config.webauthn.ceremony_timeout_secs,
+                        pressure_timeout_secs: config.limits.ceremony_timeout_under_pressure_secs,
+                    },
                     clock.clone(),
+                ),
+                begins: crate::ratelimit::PerAddress::new(
+                    config.limits.ceremonies_per_minute_per_address,
+                    60,
                 ),
                 clock,
                 events,
@@ -92,6 +102,23 @@ impl Ceremonies {
 
     pub fn pending(&self) -> &PendingTable {
         &self.inner.pending
+    }
+
+    /// Counts a begin against its address's per-minute allowance.
+    fn allow_begin(&self, from: Option<std::net::IpAddr>) -> Result<(), Error> {
+        match from {
+            Some(ip) if !self.inner.begins.try_take(ip, std::time::Instant::now()) => {
+                Err(Error::RateLimited(
+                    "Too many sign-ins from your address; wait a minute and try again.",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets idle per-address allowances (called by the periodic sweep).
+    pub fn sweep_allowances(&self) -> usize {
+        self.inner.begins.sweep(std::time::Instant::now())
     }
 
     pub fn store(&self) -> &Store {

@@ -33,7 +33,9 @@ impl Ceremonies {
         display_name: Option<&str>,
         token: bool,
         signed_in_as: Option<(Uuid, Uuid)>,
+        from: Option<std::net::IpAddr>,
     ) -> Result<(Uuid, CreationChallengeResponse), Error> {
+        self.allow_begin(from)?;
         let max = self.inner.max_username_chars;
         let name = names::username(username, max)?;
         let signed_in_as = signed_in_as
@@ -73,7 +75,7 @@ impl Ceremonies {
             .start_passkey_registration(user.id, &user.name, &user.display_name, exclude)
             .map_err(|e| Error::internal(format!("start registration: {e}")))?;
         set_resident_key(&mut options, self.inner.resident_key);
-        let id = self.inner.pending.insert(PendingState::Register {
+        let pending = PendingState::Register {
             state,
             user,
             existing,
@@ -81,7 +83,8 @@ impl Ceremonies {
                 .filter(|_| existing)
                 .map(|(_, session)| session),
             token,
-        })?;
+        };
+        let id = self.inner.pending.insert(pending, from)?;
         Ok((id, options))
     }
 

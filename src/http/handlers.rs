@@ -76,8 +76,13 @@ pub async fn register_finish(
     )
 }
 
-pub async fn login_begin(state: web::Data<AppState>, body: web::Json<LoginBegin>) -> Reply {
-    ok(api::login_begin(&state, &body)?)
+pub async fn login_begin(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginBegin>,
+) -> Reply {
+    let caller = caller(&req, &state)?;
+    ok(api::login_begin(&state, &caller, &body)?)
 }
 
 pub async fn login_finish(

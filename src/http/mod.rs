@@ -41,6 +41,21 @@ pub enum RequestAuth {
 /// Longest User-Agent kept with a session.
 const MAX_USER_AGENT: usize = 256;
 
+/// The client's address: the peer's, or behind a trusted proxy the one it forwarded for
+/// (`server.trusted_proxies`, see [`crate::clientaddr`]).
+pub fn client_ip(req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Some(peer);
+    };
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    Some(state.proxies.client(
+        peer,
+        header(header::FORWARDED),
+        header(header::HeaderName::from_static("x-forwarded-for")),
+    ))
+}
+
 /// Where a request comes from, as recorded with a session it opens.
 pub fn session_meta(req: &actix_web::HttpRequest) -> crate::tokens::SessionMeta {
     let user_agent = req
@@ -50,7 +65,7 @@ pub fn session_meta(req: &actix_web::HttpRequest) -> crate::tokens::SessionMeta 
         .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
     crate::tokens::SessionMeta {
         user_agent,
-        address: req.peer_addr().map(|a| a.ip()),
+        address: client_ip(req),
         credential_id: None,
     }
 }
@@ -101,6 +116,14 @@ impl ResponseError for Error {
         match self {
             Error::InvalidToken => unauthorized_response(self, true),
             Error::Unauthorized(_) => unauthorized_response(self, false),
+            Error::RateLimited(_) => {
+                let mut response = error_response(self, StatusCode::TOO_MANY_REQUESTS);
+                // Every allowance refills within a minute; most within seconds.
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+                response
+            }
             other => error_response(other, status_of(other.code())),
         }
     }
@@ -178,7 +201,7 @@ pub async fn enforce_policy<B: MessageBody + 'static>(
         },
         path: req.path(),
         reason,
-        peer: req.peer_addr().map(|a| a.ip()),
+        peer: client_ip(req.request()),
     });
     let response = match verdict {
         Verdict::Allow => {

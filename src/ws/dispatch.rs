@@ -269,7 +269,7 @@ async fn handle(
         }
         ClientMsg::LoginBegin(req) => {
             take_ceremony_slot(ctx, now)?;
-            let options = api::login_begin(state, &req)?;
+            let options = api::login_begin(state, &ctx.caller, &req)?;
             if let Some(old) = slots(ctx)?.login.replace(options.ceremony_id) {
                 state.ceremonies.pending().cancel(&old);
             }

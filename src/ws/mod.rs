@@ -84,7 +84,7 @@ fn upgrade(
         SocketKind::Ceremony => session_meta(&req),
         SocketKind::Echo | SocketKind::Chat => SessionMeta {
             user_agent: None,
-            address: req.peer_addr().map(|a| a.ip()),
+            address: crate::http::client_ip(&req),
             credential_id: None,
         },
     };

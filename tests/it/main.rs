@@ -12,5 +12,6 @@ mod edge;
 mod forward_auth;
 mod hardening;
 mod helpers;
+mod limits;
 pub(crate) mod persistence;
 mod sockets;

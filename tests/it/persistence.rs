@@ -134,6 +134,11 @@ impl Server {
             .env("WSAUTHN__SERVER__DATA_DIR", data_dir)
             .env("WSAUTHN__SERVER__STATIC_DIR", "")
             .env("RUST_LOG", "info")
+            // All test clients share 127.0.0.1 (tests of the limit set it themselves).
+            .env(
+                "WSAUTHN__LIMITS__CEREMONIES_PER_MINUTE_PER_ADDRESS",
+                "1000000",
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
