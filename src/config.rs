@@ -92,6 +92,8 @@ pub struct LimitsConfig {
     pub ceremony_timeout_under_pressure_secs: u64,
     pub ceremonies_per_minute: u32,
     pub ceremonies_per_minute_per_address: u32,
+    pub failed_sign_ins_before_backoff: u32,
+    pub sign_in_backoff_max_secs: u64,
     pub max_username_chars: usize,
     pub max_passkeys_per_user: u32,
     pub unauthenticated_sockets_per_address: u64,

@@ -28,6 +28,9 @@ impl Ceremonies {
                     .store()
                     .user_by_name(&name)?
                     .ok_or(Error::UnknownUser)?;
+                self.inner
+                    .attempts
+                    .check(&user.id, self.inner.clock.now_ms())?;
                 let passkeys: Vec<_> = self
                     .store()
                     .credentials_of(&user.id)?
@@ -69,14 +72,25 @@ impl Ceremonies {
             .login_finish_inner(ceremony_id, credential, token, via, meta, &mut user)
             .await;
         match &outcome {
-            Ok(signed_in) => self.inner.events.emit(Event::SignInSucceeded {
-                user: signed_in.user.id,
-                credential_id: crate::b64url(credential.get_credential_id()),
-            }),
-            Err(e) => self.inner.events.emit(Event::SignInFailed {
-                user,
-                code: e.code(),
-            }),
+            Ok(signed_in) => {
+                self.inner.attempts.succeeded(&signed_in.user.id);
+                self.inner.events.emit(Event::SignInSucceeded {
+                    user: signed_in.user.id,
+                    credential_id: crate::b64url(credential.get_credential_id()),
+                })
+            }
+            Err(e) => {
+                // A failed verification counts against the account (not a stale ceremony,
+                // nor the backoff's own refusal).
+                if let (Some(user), crate::error::ErrorCode::VerificationFailed) = (&user, e.code())
+                {
+                    self.inner.attempts.failed(user, self.inner.clock.now_ms());
+                }
+                self.inner.events.emit(Event::SignInFailed {
+                    user,
+                    code: e.code(),
+                })
+            }
         }
         outcome
     }
@@ -96,6 +110,10 @@ impl Ceremonies {
         let (user, result, token_at_begin) = match pending {
             PendingState::Login { state, user, token } => {
                 *user_seen = Some(user.id);
+                // Also at finish: ceremonies begun before the backoff started wait it out too.
+                self.inner
+                    .attempts
+                    .check(&user.id, self.inner.clock.now_ms())?;
                 // WebAuthn L3 §7.2 step 6: a user handle, when the authenticator returns one,
                 // must be the account's (webauthn-rs checks it only on the usernameless path).
                 if let Some(handle) = &credential.response.user_handle {
@@ -123,6 +141,9 @@ impl Ceremonies {
                         "this passkey is not registered here",
                     ))?;
                 *user_seen = Some(record.user_id);
+                self.inner
+                    .attempts
+                    .check(&record.user_id, self.inner.clock.now_ms())?;
                 if record.user_id != user_id {
                     return Err(Error::VerificationFailed(
                         "the passkey belongs to another account than its user handle names",

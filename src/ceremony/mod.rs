@@ -6,6 +6,7 @@
 //! usernameless sign-in, counter persistence, the `topOrigin` check, and issuing tokens.
 //! It knows nothing of sockets or HTTP: `ws/` and `http/` call it.
 
+mod attempts;
 mod login;
 pub mod pending;
 mod register;
@@ -59,6 +60,8 @@ struct Inner {
     events: Events,
     /// Ceremonies begun per client address, over every connection.
     begins: crate::ratelimit::PerAddress,
+    /// Failed sign-ins per account (backoff).
+    attempts: attempts::SignInAttempts,
     resident_key: ResidentKey,
     max_username_chars: usize,
     max_passkeys: u32,
@@ -86,6 +89,10 @@ impl Ceremonies {
                         pressure_timeout_secs: config.limits.ceremony_timeout_under_pressure_secs,
                     },
                     clock.clone(),
+                ),
+                attempts: attempts::SignInAttempts::new(
+                    config.limits.failed_sign_ins_before_backoff,
+                    config.limits.sign_in_backoff_max_secs,
                 ),
                 begins: crate::ratelimit::PerAddress::new(
                     config.limits.ceremonies_per_minute_per_address,
@@ -116,9 +123,10 @@ impl Ceremonies {
         }
     }
 
-    /// Forgets idle per-address allowances (called by the periodic sweep).
+    /// Forgets idle per-address allowances and ended backoffs (called by the periodic sweep).
     pub fn sweep_allowances(&self) -> usize {
         self.inner.begins.sweep(std::time::Instant::now())
+            + self.inner.attempts.sweep(self.inner.clock.now_ms())
     }
 
     pub fn store(&self) -> &Store {

@@ -163,3 +163,41 @@ async fn a_forwarded_for_header_from_an_untrusted_peer_changes_nothing() {
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
 }
+
+/// Bad assertions against one account: after the free failures its sign-ins wait, doubling;
+/// other accounts are untouched; time (not an operator) lifts it, and a success clears it.
+#[actix_web::test]
+async fn failed_sign_ins_back_an_account_off_without_locking_it_out() {
+    let app = spawn_with(|c| c.limits.failed_sign_ins_before_backoff = 2).await;
+    let (mut victim, mut other) = (SoftAuthenticator::new(), SoftAuthenticator::new());
+    signed_up(&app, &mut victim, "vera").await;
+    signed_up(&app, &mut other, "otto").await;
+    let mut ws = app.ws("/ws").await;
+    for _ in 0..3 {
+        let opts = login_begin(&mut ws, Some("vera"), false).await;
+        let mut credential = victim.login(&opts["publicKey"], ORIGIN).unwrap();
+        credential["response"]["signature"] = json!("AAAA");
+        let reply = ws
+            .request(json!({"type":"login.finish","ceremonyId":opts["ceremonyId"],"credential":credential}))
+            .await;
+        assert_error(&reply, "verification_failed");
+    }
+    // Third failure: the account waits 1 s; by name and usernameless alike.
+    let reply = ws
+        .request(json!({"type":"login.begin","username":"vera"}))
+        .await;
+    assert_error(&reply, "rate_limited");
+    let opts = login_begin(&mut ws, None, false).await;
+    let credential = victim.login(&opts["publicKey"], ORIGIN).unwrap();
+    let reply = ws
+        .request(
+            json!({"type":"login.finish","ceremonyId":opts["ceremonyId"],"credential":credential}),
+        )
+        .await;
+    assert_error(&reply, "rate_limited");
+    let result = login(&mut app.ws("/ws").await, &mut other, Some("otto"), false).await;
+    assert_eq!(result["verified"], "ok", "other accounts are not slowed");
+    app.clock.advance(Duration::from_millis(1_100));
+    let result = login(&mut ws, &mut victim, Some("vera"), false).await;
+    assert_eq!(result["verified"], "ok", "{result}");
+}
