@@ -104,36 +104,45 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Sockets not signed in, per address. Cheap to clone.
+/// Open sockets counted per key (a client address, a user), each capped. Cheap to clone.
 #[derive(Clone)]
-pub struct Anonymous {
-    inner: Arc<AnonymousInner>,
+pub struct SocketCount<K: std::hash::Hash + Eq + Copy> {
+    inner: Arc<CountInner<K>>,
 }
 
-struct AnonymousInner {
-    per_address: u64,
-    counts: DashMap<IpAddr, AtomicU64>,
+struct CountInner<K: std::hash::Hash + Eq> {
+    max: u64,
+    counts: DashMap<K, AtomicU64>,
 }
 
-/// Counts one socket against its address until it signs in or closes (dropped).
-pub struct AnonymousSlot {
-    table: Anonymous,
-    key: IpAddr,
+/// Counts one socket against its key until dropped (the socket closes, signs in, or moves to
+/// another user).
+pub struct Slot<K: std::hash::Hash + Eq + Copy> {
+    table: SocketCount<K>,
+    key: K,
 }
 
-impl Anonymous {
-    pub fn new(per_address: u64) -> Self {
-        Anonymous {
-            inner: Arc::new(AnonymousInner {
-                per_address,
+/// Sockets not signed in, per client address (see [`address_key`]).
+pub type Anonymous = SocketCount<IpAddr>;
+/// A socket not signed in, counted against its address.
+pub type AnonymousSlot = Slot<IpAddr>;
+/// Sockets per user.
+pub type PerUser = SocketCount<uuid::Uuid>;
+/// A socket counted against its user.
+pub type UserSlot = Slot<uuid::Uuid>;
+
+impl<K: std::hash::Hash + Eq + Copy> SocketCount<K> {
+    pub fn new(max: u64) -> Self {
+        SocketCount {
+            inner: Arc::new(CountInner {
+                max,
                 counts: DashMap::new(),
             }),
         }
     }
 
-    /// A slot for a socket from `ip`, or `None` when that address holds the most already.
-    pub fn admit(&self, ip: IpAddr) -> Option<AnonymousSlot> {
-        let key = address_key(ip);
+    /// A slot for one more socket of `key`, or `None` when it holds the most already.
+    pub fn admit_key(&self, key: K) -> Option<Slot<K>> {
         let entry = self
             .inner
             .counts
@@ -141,26 +150,38 @@ impl Anonymous {
             .or_insert_with(|| AtomicU64::new(0));
         let admitted = entry
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.inner.per_address).then_some(n + 1)
+                (n < self.inner.max).then_some(n + 1)
             })
             .is_ok();
         drop(entry);
-        admitted.then(|| AnonymousSlot {
+        admitted.then(|| Slot {
             table: self.clone(),
             key,
         })
     }
 
-    /// Sockets from `ip`'s address not signed in.
-    pub fn count(&self, ip: IpAddr) -> u64 {
+    /// Sockets counted for `key`.
+    pub fn count_key(&self, key: K) -> u64 {
         self.inner
             .counts
-            .get(&address_key(ip))
+            .get(&key)
             .map_or(0, |n| n.load(Ordering::Acquire))
     }
 }
 
-impl Drop for AnonymousSlot {
+impl SocketCount<IpAddr> {
+    /// A slot for a socket from `ip`'s address (IPv6 by /64).
+    pub fn admit(&self, ip: IpAddr) -> Option<AnonymousSlot> {
+        self.admit_key(address_key(ip))
+    }
+
+    /// Sockets from `ip`'s address not signed in.
+    pub fn count(&self, ip: IpAddr) -> u64 {
+        self.count_key(address_key(ip))
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy> Drop for Slot<K> {
     fn drop(&mut self) {
         let counts = &self.table.inner.counts;
         if let Some(n) = counts.get(&self.key) {

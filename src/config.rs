@@ -41,6 +41,7 @@ pub struct ServerConfig {
     pub workers: usize,
     pub max_connections_per_worker: usize,
     pub max_sockets: u64,
+    pub max_connects_per_second: u32,
     pub request_timeout_ms: u64,
     pub trusted_proxies: Vec<String>,
 }
@@ -93,6 +94,9 @@ pub struct LimitsConfig {
     pub ceremonies_per_minute: u32,
     pub ceremonies_per_minute_per_address: u32,
     pub failed_sign_ins_before_backoff: u32,
+    pub max_sessions_per_user: usize,
+    pub when_sessions_full: crate::tokens::WhenFull,
+    pub max_sockets_per_user: u64,
     pub sign_in_backoff_max_secs: u64,
     pub max_username_chars: usize,
     pub max_passkeys_per_user: u32,

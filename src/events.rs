@@ -25,6 +25,8 @@ pub enum EndReason {
     PasskeyRemoved,
     /// A socket-only session's socket closed or signed in again.
     SocketClosed,
+    /// Its user opened more sessions than `limits.max_sessions_per_user`; the oldest ends.
+    SessionLimit,
 }
 
 impl EndReason {
@@ -35,6 +37,7 @@ impl EndReason {
             EndReason::Expired => "expired",
             EndReason::PasskeyRemoved => "passkey_removed",
             EndReason::SocketClosed => "socket_closed",
+            EndReason::SessionLimit => "session_limit",
         }
     }
 }

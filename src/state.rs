@@ -44,6 +44,10 @@ pub struct Shared {
     pub capacity: Capacity,
     /// Sockets not signed in, per client address.
     pub anonymous: Anonymous,
+    /// Open sockets per user.
+    pub per_user: crate::admission::PerUser,
+    /// WebSocket upgrades per second, server-wide (`None`: no limit).
+    pub connects: Option<std::sync::Mutex<crate::ratelimit::TokenBucket>>,
     /// Reverse proxies whose forwarded-for headers are believed.
     pub proxies: crate::clientaddr::TrustedProxies,
     socket_ids: Arc<AtomicU64>,
@@ -77,6 +81,10 @@ impl AppState {
             clock.clone(),
             Some(store.clone()),
             events.clone(),
+        )
+        .with_sessions_per_user(
+            config.limits.max_sessions_per_user,
+            config.limits.when_sessions_full,
         );
         let sessions = tokens.load()?;
         tracing::info!(sessions, "sessions loaded");
@@ -106,7 +114,18 @@ impl AppState {
         let anonymous = Anonymous::new(config.limits.unauthenticated_sockets_per_address);
         let proxies = crate::clientaddr::TrustedProxies::parse(&config.server.trusted_proxies)
             .map_err(crate::error::Error::internal)?;
+        let per_user = crate::admission::PerUser::new(config.limits.max_sockets_per_user);
+        let connects = match config.server.max_connects_per_second {
+            0 => None,
+            n => Some(std::sync::Mutex::new(crate::ratelimit::TokenBucket::new(
+                f64::from(n),
+                n,
+                std::time::Instant::now(),
+            ))),
+        };
         Ok(AppState(Arc::new(Shared {
+            connects,
+            per_user,
             proxies,
             capacity,
             anonymous,
@@ -125,6 +144,16 @@ impl AppState {
             shutdown: Arc::new(watch::channel(false).0),
             released: Arc::new(Released(watch::channel(false).0)),
         })))
+    }
+
+    /// Takes one upgrade from the server-wide connect allowance.
+    pub fn allow_connect(&self) -> bool {
+        self.connects.as_ref().is_none_or(|bucket| {
+            bucket
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .try_take(std::time::Instant::now())
+        })
     }
 
     pub fn next_socket_id(&self) -> u64 {

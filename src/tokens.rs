@@ -46,6 +46,16 @@ pub struct SessionMeta {
     pub credential_id: Option<String>,
 }
 
+/// What a user's next session does when they have `limits.max_sessions_per_user` already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// The oldest session ends (its sockets close with 4401).
+    EndOldest,
+    /// The new one is refused with `rate_limited`.
+    Refuse,
+}
+
 /// What a valid token stands for.
 #[derive(Debug, Clone)]
 pub struct TokenInfo {
@@ -177,6 +187,10 @@ pub struct TokenTable {
 struct Inner {
     by_hash: DashMap<TokenHash, Arc<Session>>,
     by_id: DashMap<Uuid, Arc<Session>>,
+    /// Each user's sessions, so per-user work does not scan every session.
+    by_user: DashMap<Uuid, Vec<Uuid>>,
+    /// At most this many sessions per user, and what happens to the next one.
+    per_user: (usize, WhenFull),
     lifetime_ms: Millis,
     idle_ms: Millis,
     clock: SharedClock,
@@ -198,6 +212,8 @@ impl TokenTable {
             inner: Arc::new(Inner {
                 by_hash: DashMap::new(),
                 by_id: DashMap::new(),
+                by_user: DashMap::new(),
+                per_user: (usize::MAX, WhenFull::EndOldest),
                 lifetime_ms: lifetime_secs.saturating_mul(1000),
                 idle_ms: idle_secs.saturating_mul(1000),
                 clock,
@@ -206,6 +222,14 @@ impl TokenTable {
                 forgotten: DashMap::new(),
             }),
         }
+    }
+
+    /// Caps each user's sessions at `max`; `when_full` says what the next one does.
+    pub fn with_sessions_per_user(mut self, max: usize, when_full: WhenFull) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.per_user = (max.max(1), when_full);
+        }
+        self
     }
 
     /// Starts a session for `user` and returns its token.
@@ -233,6 +257,7 @@ impl TokenTable {
         meta: SessionMeta,
         socket_only: bool,
     ) -> Result<(IssuedToken, TokenInfo), Error> {
+        self.make_room_for(&user.id)?;
         let (token, hash) = new_token()?;
         let now = self.inner.clock.now_ms();
         let expires_ms = now.saturating_add(self.inner.lifetime_ms);
@@ -251,6 +276,7 @@ impl TokenTable {
         self.persist(&hash, &session)?;
         self.inner.by_hash.insert(hash, session.clone());
         self.inner.by_id.insert(session.id, session.clone());
+        self.index(&session);
         // Checked after the insert, so a deletion's sweep either sees this session or this
         // check sees the deletion.
         if self.is_forgotten(&session.user.id) {
@@ -375,14 +401,58 @@ impl TokenTable {
         Ok((token, s.info()))
     }
 
+    /// Adds a session to its user's list.
+    fn index(&self, session: &Session) {
+        self.inner
+            .by_user
+            .entry(session.user.id)
+            .or_default()
+            .push(session.id);
+    }
+
+    /// The sessions of `user` (live or not yet swept).
+    fn of_user(&self, user: &Uuid) -> Vec<Arc<Session>> {
+        let ids = self
+            .inner
+            .by_user
+            .get(user)
+            .map(|ids| ids.clone())
+            .unwrap_or_default();
+        ids.iter()
+            .filter_map(|id| self.inner.by_id.get(id).map(|s| s.value().clone()))
+            .collect()
+    }
+
+    /// Enforces the per-user cap before a new session: the oldest ends, or the new one is
+    /// refused (`limits.when_sessions_full`).
+    fn make_room_for(&self, user: &Uuid) -> Result<(), Error> {
+        let (max, when_full) = self.inner.per_user;
+        let count = self.inner.by_user.get(user).map_or(0, |ids| ids.len());
+        if count < max {
+            return Ok(());
+        }
+        match when_full {
+            WhenFull::Refuse => Err(Error::RateLimited(
+                "This account has as many sessions as it may; end one (sessions.revoke) first.",
+            )),
+            WhenFull::EndOldest => {
+                let mut sessions = self.of_user(user);
+                sessions.sort_by_key(|s| s.created_ms);
+                for s in sessions.iter().take(count + 1 - max) {
+                    self.end(&s.id, EndReason::SessionLimit, false)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The live sessions of `user`, newest first; `current` marks the caller's own.
     pub fn sessions_of(&self, user: &Uuid, current: Option<&Uuid>) -> Vec<SessionView> {
         let now = self.inner.clock.now_ms();
         let mut sessions: Vec<SessionView> = self
-            .inner
-            .by_id
+            .of_user(user)
             .iter()
-            .filter(|s| s.user.id == *user && !s.is_expired(now, self.inner.idle_ms))
+            .filter(|s| !s.is_expired(now, self.inner.idle_ms))
             .map(|s| SessionView {
                 id: s.id,
                 created_at: s.created_ms / 1000,

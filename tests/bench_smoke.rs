@@ -15,6 +15,7 @@ async fn spawn_server(dir: &tempfile::TempDir) -> (std::net::SocketAddr, wsauthn
     config.limits.ceremonies_per_minute = 1_000_000;
     config.websocket.messages_per_second = 1_000_000;
     config.websocket.message_burst = 1_000_000;
+    config.server.max_connects_per_second = 0;
     config.validate().expect("config is valid");
     let app = App::build(config).await.expect("server starts");
     let addr = app.local_addr();

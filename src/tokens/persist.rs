@@ -45,6 +45,7 @@ impl TokenTable {
                 .0,
             });
             self.inner.by_hash.insert(hash, session.clone());
+            self.index(&session);
             self.inner.by_id.insert(record.id, session);
             loaded += 1;
         }

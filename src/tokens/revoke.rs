@@ -21,30 +21,32 @@ impl TokenTable {
 
     /// Ends every session of `user` except `keep`. Returns how many ended.
     pub fn revoke_others(&self, user: &Uuid, keep: &Uuid) -> Result<usize, Error> {
-        self.revoke_where(|s| s.user.id == *user && s.id != *keep, EndReason::Revoked)
+        self.revoke_where(user, |s| s.id != *keep, EndReason::Revoked)
     }
 
     /// Ends every session of `user` that the passkey `credential_id` opened.
     pub fn revoke_opened_by(&self, user: &Uuid, credential_id: &str) -> Result<usize, Error> {
         self.revoke_where(
-            |s| s.user.id == *user && s.meta.credential_id.as_deref() == Some(credential_id),
+            user,
+            |s| s.meta.credential_id.as_deref() == Some(credential_id),
             EndReason::PasskeyRemoved,
         )
     }
 
     /// Ends every session of `user`.
     pub fn revoke_user(&self, user: &Uuid) -> Result<usize, Error> {
-        self.revoke_where(|s| s.user.id == *user, EndReason::Revoked)
+        self.revoke_where(user, |_| true, EndReason::Revoked)
     }
 
+    /// Ends the sessions of `user` that `which` picks.
     fn revoke_where(
         &self,
+        user: &Uuid,
         which: impl Fn(&Session) -> bool,
         reason: EndReason,
     ) -> Result<usize, Error> {
         let ids: Vec<Uuid> = self
-            .inner
-            .by_id
+            .of_user(user)
             .iter()
             .filter(|s| which(s))
             .map(|s| s.id)
@@ -95,6 +97,11 @@ impl TokenTable {
         let Some((_, s)) = removed else {
             return Ok(false);
         };
+        let user = s.user.id;
+        if let Some(mut ids) = self.inner.by_user.get_mut(&user) {
+            ids.retain(|id| id != session);
+        }
+        self.inner.by_user.remove_if(&user, |_, ids| ids.is_empty());
         let hash = s.hash();
         self.inner.by_hash.remove(&hash);
         let on_disk = match &self.inner.store {

@@ -60,6 +60,8 @@ pub struct SocketCtx {
     pub awaiting_auth: bool,
     /// Counts the socket against its address's cap on sockets not signed in, until it signs in.
     pub anonymous: Option<crate::admission::AnonymousSlot>,
+    /// Counts the socket against its user's cap on open sockets.
+    pub user_slot: Option<crate::admission::UserSlot>,
     /// Only on `/ws`: other sockets run no ceremonies and carry none of this.
     ceremonies: Option<Box<CeremonySlots>>,
 }
@@ -90,6 +92,7 @@ impl SocketCtx {
             },
             awaiting_auth: false,
             anonymous: None,
+            user_slot: None,
             ceremonies: (kind == SocketKind::Ceremony).then(|| {
                 Box::new(CeremonySlots {
                     register: None,
@@ -374,7 +377,11 @@ fn resolve(latest: &mut Option<Uuid>, given: Option<Uuid>) -> Result<Uuid, Error
 /// opened none (a passkey added to the socket's own account) leaves the binding as it was.
 fn sign_in(ctx: &mut SocketCtx, state: &AppState, signed_in: SignedIn) -> Option<Revocation> {
     let (_, info) = signed_in.session?;
-    bind(ctx, state, &info)
+    // A ceremony's sign-in is counted but not refused: the ceremony limits bound those.
+    let slot = state.per_user.admit_key(info.user.id);
+    let watch = bind(ctx, state, &info)?;
+    ctx.user_slot = slot.or(ctx.user_slot.take());
+    Some(watch)
 }
 
 /// Binds the socket to a session: one socket, one identity, one session. The session it was
@@ -402,7 +409,24 @@ fn auth(
         .tokens
         .lookup(token)
         .map_err(|_| Error::InvalidToken)?;
+    let same_user = ctx
+        .caller
+        .user
+        .as_ref()
+        .is_some_and(|u| u.id == info.user.id);
+    let slot = match same_user {
+        true => ctx.user_slot.take(),
+        false => Some(
+            state
+                .per_user
+                .admit_key(info.user.id)
+                .ok_or(Error::RateLimited(
+                    "This account has as many sockets open as it may; close one first.",
+                ))?,
+        ),
+    };
     let watch = bind(ctx, state, &info).ok_or(Error::InvalidToken)?;
+    ctx.user_slot = slot;
     Ok(Outcome {
         watch: Some(watch),
         ..Outcome::reply(id, ServerMsg::AuthResult(api::whoami(&info)))

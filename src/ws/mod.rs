@@ -88,6 +88,11 @@ fn upgrade(
             credential_id: None,
         },
     };
+    if !state.allow_connect() {
+        let err =
+            Error::RateLimited("Too many connections are opening at once; try again shortly.");
+        return busy(&err, actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
     if state.open_sockets() >= state.capacity.sockets {
         let err =
             Error::RateLimited("The server holds as many sockets as it can; try again shortly.");
@@ -99,6 +104,13 @@ fn upgrade(
     match auth {
         Some(RequestAuth::User(info)) => match state.tokens.watch(&info.session) {
             Some(watch) => {
+                let Some(slot) = state.per_user.admit_key(info.user.id) else {
+                    let err = Error::RateLimited(
+                        "This account has as many sockets open as it may; close one first.",
+                    );
+                    return busy(&err, actix_web::http::StatusCode::TOO_MANY_REQUESTS);
+                };
+                ctx.user_slot = Some(slot);
                 ctx.caller.user = Some(info.user.clone());
                 ctx.caller.session = Some(info.session);
                 revocation = Some(watch);

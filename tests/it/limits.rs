@@ -201,3 +201,104 @@ async fn failed_sign_ins_back_an_account_off_without_locking_it_out() {
     let result = login(&mut ws, &mut victim, Some("vera"), false).await;
     assert_eq!(result["verified"], "ok", "{result}");
 }
+
+#[actix_web::test]
+async fn an_account_holds_at_most_its_sessions_and_the_oldest_ends_or_the_new_one_is_refused() {
+    for when_full in [
+        wsauthn::tokens::WhenFull::EndOldest,
+        wsauthn::tokens::WhenFull::Refuse,
+    ] {
+        let app = spawn_with(|c| {
+            c.limits.max_sessions_per_user = 3;
+            c.limits.when_sessions_full = when_full;
+        })
+        .await;
+        let mut key = SoftAuthenticator::new();
+        let (first, _, _) = signed_up(&app, &mut key, "sam").await;
+        let mut echo = app.ws("/echo").await;
+        echo.request(json!({"type":"auth","token":first})).await;
+        for _ in 0..2 {
+            let r = login(&mut app.ws("/ws").await, &mut key, Some("sam"), true).await;
+            assert_eq!(r["verified"], "ok");
+        }
+        let fourth = login(&mut app.ws("/ws").await, &mut key, Some("sam"), true).await;
+        match when_full {
+            wsauthn::tokens::WhenFull::EndOldest => {
+                assert_eq!(fourth["verified"], "ok", "{fourth}");
+                assert_eq!(echo.expect_close().await, 4401, "the oldest session ended");
+                assert_eq!(app.get("/api/me", Some(&first)).await.0, 401);
+            }
+            wsauthn::tokens::WhenFull::Refuse => {
+                assert_error(&fourth, "rate_limited");
+                assert_eq!(app.get("/api/me", Some(&first)).await.0, 200);
+            }
+        }
+        let (_, _, list) = app.get("/api/sessions", Some(&first)).await;
+        if when_full == wsauthn::tokens::WhenFull::Refuse {
+            assert_eq!(list["sessions"].as_array().unwrap().len(), 3);
+        }
+    }
+}
+
+#[actix_web::test]
+async fn an_account_holds_at_most_its_sockets() {
+    let app = spawn_with(|c| c.limits.max_sockets_per_user = 2).await;
+    let mut key = SoftAuthenticator::new();
+    let (token, _, _signup) = signed_up(&app, &mut key, "suki").await;
+    let bearer = format!("Bearer {token}");
+    // The sign-up socket counts as one.
+    let second = app
+        .ws_with("/echo", &[("Origin", ORIGIN), ("Authorization", &bearer)])
+        .await
+        .expect("second socket");
+    let third = app
+        .ws_with("/echo", &[("Origin", ORIGIN), ("Authorization", &bearer)])
+        .await
+        .err();
+    assert!(
+        matches!(&third, Some(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 429),
+        "{third:?}"
+    );
+    let mut by_frame = app.ws("/ws").await;
+    assert_error(
+        &by_frame.request(json!({"type":"auth","token":token})).await,
+        "rate_limited",
+    );
+    second.close().await;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let reply = by_frame.request(json!({"type":"auth","token":token})).await;
+        if reply["type"] == "auth.result" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a slot came free: {reply}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_reconnect_storm_is_spread_out_by_the_connect_rate() {
+    let app = spawn_with(|c| c.server.max_connects_per_second = 5).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(match app.ws_with("/ws", &[("Origin", ORIGIN)]).await {
+            Ok(_) => 101,
+            Err(awc::error::WsClientError::InvalidResponseStatus(s)) => s.as_u16(),
+            Err(e) => panic!("{e}"),
+        });
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 101).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert!(statuses.iter().all(|s| *s == 101 || *s == 503));
+    assert_eq!(
+        app.get("/healthz", None).await.0,
+        200,
+        "HTTP is not limited"
+    );
+}
