@@ -120,6 +120,7 @@ impl AppBuilder {
                 // Outside the token policy: preflights are answered before it runs.
                 .wrap(from_fn(cors))
                 .wrap(from_fn(request_deadline))
+                .wrap(from_fn(crate::http::metrics::observe))
                 .wrap(security_headers(&origins))
                 .configure(move |cfg| routes(cfg, static_dir.as_deref(), body_limit))
         })

@@ -30,6 +30,13 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub endpoints: EndpointsConfig,
     pub admin: AdminConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -121,19 +121,37 @@ where
     }
 }
 
-/// The event sink shared by the domain services: the audit log plus the optional hook.
+/// The event sink shared by the domain services: the audit log, the metrics (once attached)
+/// and the optional hook.
 #[derive(Clone, Default)]
 pub struct Events {
     hook: Option<Arc<dyn EventHook>>,
+    metrics: Arc<std::sync::OnceLock<crate::metrics::Metrics>>,
 }
 
 impl Events {
     pub fn new(hook: Option<Arc<dyn EventHook>>) -> Self {
-        Events { hook }
+        Events {
+            hook,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// Counts every event from now on (the metrics read the services these events come from,
+    /// so they are made after them).
+    pub fn attach_metrics(&self, metrics: crate::metrics::Metrics) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.metrics.get()
     }
 
     pub fn emit(&self, event: Event) {
         audit(&event);
+        if let Some(metrics) = self.metrics.get() {
+            metrics.event(&event);
+        }
         if let Some(hook) = &self.hook {
             hook.on_event(&event);
         }

@@ -38,6 +38,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod logwriter;
+pub mod metrics;
 pub mod names;
 pub mod protocol;
 pub mod ratelimit;

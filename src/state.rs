@@ -46,6 +46,7 @@ pub struct Shared {
     pub anonymous: Anonymous,
     /// Open sockets per user.
     pub per_user: crate::admission::PerUser,
+    pub metrics: crate::metrics::Metrics,
     /// WebSocket upgrades per second, server-wide (`None`: no limit).
     pub connects: Option<std::sync::Mutex<crate::ratelimit::TokenBucket>>,
     /// Reverse proxies whose forwarded-for headers are believed.
@@ -115,6 +116,18 @@ impl AppState {
         let proxies = crate::clientaddr::TrustedProxies::parse(&config.server.trusted_proxies)
             .map_err(crate::error::Error::internal)?;
         let per_user = crate::admission::PerUser::new(config.limits.max_sockets_per_user);
+        let open_sockets = Arc::new(AtomicU64::new(0));
+        let metrics = {
+            let (sockets, table, pending) =
+                (open_sockets.clone(), tokens.clone(), ceremonies.clone());
+            crate::metrics::Metrics::new(crate::metrics::Sources {
+                open_sockets: Box::new(move || sockets.load(Ordering::Relaxed) as i64),
+                sessions: Box::new(move || table.len() as i64),
+                pending_ceremonies: Box::new(move || pending.pending().len() as i64),
+                store_flush: store.flush_times(),
+            })
+        };
+        events.attach_metrics(metrics.clone());
         let connects = match config.server.max_connects_per_second {
             0 => None,
             n => Some(std::sync::Mutex::new(crate::ratelimit::TokenBucket::new(
@@ -124,6 +137,7 @@ impl AppState {
             ))),
         };
         Ok(AppState(Arc::new(Shared {
+            metrics,
             connects,
             per_user,
             proxies,
@@ -140,7 +154,7 @@ impl AppState {
             clock,
             origins: Arc::new(origins),
             socket_ids: Arc::new(AtomicU64::new(1)),
-            open_sockets: Arc::new(AtomicU64::new(0)),
+            open_sockets,
             shutdown: Arc::new(watch::channel(false).0),
             released: Arc::new(Released(watch::channel(false).0)),
         })))

@@ -189,6 +189,11 @@ impl Store {
         self.flusher.runs()
     }
 
+    /// How long the flushes take (for the metrics).
+    pub fn flush_times(&self) -> crate::metrics::AtomicHistogram {
+        self.flusher.times()
+    }
+
     pub fn user(&self, id: &Uuid) -> Result<Option<UserRecord>, Error> {
         self.users
             .get(id.as_bytes())?

@@ -68,9 +68,13 @@ impl Ceremonies {
         meta: &SessionMeta,
     ) -> Result<SignedIn, Error> {
         let mut user = None;
+        let started = std::time::Instant::now();
         let outcome = self
             .login_finish_inner(ceremony_id, credential, token, via, meta, &mut user)
             .await;
+        if let Some(metrics) = self.inner.events.metrics() {
+            metrics.sign_in().observe(started.elapsed());
+        }
         match &outcome {
             Ok(signed_in) => {
                 self.inner.attempts.succeeded(&signed_in.user.id);

@@ -11,6 +11,7 @@ pub mod cors;
 mod deadline;
 pub mod handlers;
 mod headers;
+pub mod metrics;
 
 pub use deadline::request_deadline;
 pub use headers::security_headers;
@@ -287,6 +288,7 @@ pub fn routes(
     use handlers as h;
     cfg.app_data(json_config(body_limit))
         .route("/healthz", web::get().to(h::healthz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/api/me", web::get().to(h::me))
         .route("/auth/verify", web::get().to(h::forward_auth))
         .route("/api/register/begin", web::post().to(h::register_begin))

@@ -29,6 +29,8 @@ struct Inner {
     done: AtomicU64,
     /// Disk flushes run so far.
     runs: AtomicU64,
+    /// How long each took.
+    times: crate::metrics::AtomicHistogram,
     /// Held by the one caller whose flush is running.
     running: tokio::sync::Mutex<()>,
 }
@@ -40,6 +42,7 @@ impl GroupCommit {
             requested: AtomicU64::new(0),
             done: AtomicU64::new(0),
             runs: AtomicU64::new(0),
+            times: crate::metrics::AtomicHistogram::default(),
             running: tokio::sync::Mutex::new(()),
         }))
     }
@@ -58,6 +61,7 @@ impl GroupCommit {
         let covers = inner.requested.load(Ordering::Acquire);
         let db = db.clone();
         let this = self.clone();
+        let started = std::time::Instant::now();
         tokio::task::spawn_blocking(move || -> Result<(), Error> {
             db.flush()?;
             if let Some(log) = &this.0.log {
@@ -69,8 +73,14 @@ impl GroupCommit {
         .await
         .map_err(|e| Error::internal(format!("flush task: {e}")))??;
         inner.runs.fetch_add(1, Ordering::Relaxed);
+        inner.times.observe(started.elapsed());
         inner.done.fetch_max(covers, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// How long flushes take.
+    pub(super) fn times(&self) -> crate::metrics::AtomicHistogram {
+        self.0.times.clone()
     }
 
     /// Disk flushes run so far.

@@ -187,7 +187,12 @@ pub async fn dispatch(ctx: &mut SocketCtx, state: &AppState, text: &str, now: In
     let id = envelope.id.as_ref();
     match handle(ctx, state, envelope.msg, id, now).await {
         Ok(outcome) => outcome,
-        Err(err) => Outcome::error(id, &err),
+        Err(err) => {
+            if err.code() == crate::error::ErrorCode::RateLimited {
+                state.metrics.rate_limited();
+            }
+            Outcome::error(id, &err)
+        }
     }
 }
 

@@ -13,5 +13,6 @@ mod forward_auth;
 mod hardening;
 mod helpers;
 mod limits;
+mod metrics;
 pub(crate) mod persistence;
 mod sockets;
