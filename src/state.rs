@@ -117,17 +117,7 @@ impl AppState {
             .map_err(crate::error::Error::internal)?;
         let per_user = crate::admission::PerUser::new(config.limits.max_sockets_per_user);
         let open_sockets = Arc::new(AtomicU64::new(0));
-        let metrics = {
-            let (sockets, table, pending) =
-                (open_sockets.clone(), tokens.clone(), ceremonies.clone());
-            crate::metrics::Metrics::new(crate::metrics::Sources {
-                open_sockets: Box::new(move || sockets.load(Ordering::Relaxed) as i64),
-                sessions: Box::new(move || table.len() as i64),
-                pending_ceremonies: Box::new(move || pending.pending().len() as i64),
-                store_flush: store.flush_times(),
-            })
-        };
-        events.attach_metrics(metrics.clone());
+        let store_flush = store.flush_times();
         let connects = match config.server.max_connects_per_second {
             0 => None,
             n => Some(std::sync::Mutex::new(crate::ratelimit::TokenBucket::new(
@@ -136,28 +126,46 @@ impl AppState {
                 std::time::Instant::now(),
             ))),
         };
-        Ok(AppState(Arc::new(Shared {
-            metrics,
-            connects,
-            per_user,
-            proxies,
-            capacity,
-            anonymous,
-            endpoints: Arc::new(Endpoints::from_config(&config.endpoints)),
-            config: Arc::new(config),
-            ceremonies,
-            tokens,
-            store,
-            hook,
-            events,
-            chat: ChatRoom::default(),
-            clock,
-            origins: Arc::new(origins),
-            socket_ids: Arc::new(AtomicU64::new(1)),
-            open_sockets,
-            shutdown: Arc::new(watch::channel(false).0),
-            released: Arc::new(Released(watch::channel(false).0)),
-        })))
+        // The gauges read the state they live in through a weak handle: the events (and so the
+        // token table and the store) hold the metrics, so a strong one would keep the store
+        // open forever.
+        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
+            let read = |f: fn(&Shared) -> i64| {
+                let weak = weak.clone();
+                Box::new(move || weak.upgrade().map_or(0, |s| f(&s)))
+                    as Box<dyn Fn() -> i64 + Send + Sync>
+            };
+            let metrics = crate::metrics::Metrics::new(crate::metrics::Sources {
+                open_sockets: read(|s| s.open_sockets.load(Ordering::Relaxed) as i64),
+                sessions: read(|s| s.tokens.len() as i64),
+                pending_ceremonies: read(|s| s.ceremonies.pending().len() as i64),
+                store_flush,
+            });
+            events.attach_metrics(metrics.clone());
+            Shared {
+                metrics,
+                connects,
+                per_user,
+                proxies,
+                capacity,
+                anonymous,
+                endpoints: Arc::new(Endpoints::from_config(&config.endpoints)),
+                config: Arc::new(config),
+                ceremonies,
+                tokens,
+                store,
+                hook,
+                events,
+                chat: ChatRoom::default(),
+                clock,
+                origins: Arc::new(origins),
+                socket_ids: Arc::new(AtomicU64::new(1)),
+                open_sockets,
+                shutdown: Arc::new(watch::channel(false).0),
+                released: Arc::new(Released(watch::channel(false).0)),
+            }
+        });
+        Ok(AppState(shared))
     }
 
     /// Takes one upgrade from the server-wide connect allowance.
