@@ -707,14 +707,14 @@ fn altered_registration(
     credential
 }
 
+/// Changes to a registration's credential id, COSE key and trailing bytes.
+type Alteration = dyn FnOnce(&mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>);
+
 /// Each of these would register (and the last could then never sign in); all are refused.
 #[actix_web::test]
 async fn malformed_registrations_are_refused() {
     let app = spawn_app().await;
-    let cases: Vec<(
-        &str,
-        Box<dyn FnOnce(&mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>)>,
-    )> = vec![
+    let cases: Vec<(&str, Box<Alteration>)> = vec![
         (
             "a 1024-byte credential id",
             Box::new(|id, _, _| id.resize(1024, 7)),
