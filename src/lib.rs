@@ -25,6 +25,7 @@
 pub mod aaguid;
 pub mod api;
 pub mod app;
+pub mod assertion;
 pub mod bench;
 pub mod ceremony;
 pub mod chat;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder, WebauthnError};
 
+use crate::assertion::Verifier;
 use crate::clock::SharedClock;
 use crate::config::{Config, ResidentKey};
 use crate::error::Error;
@@ -39,6 +40,8 @@ pub struct Ceremonies {
 
 struct Inner {
     webauthn: Webauthn,
+    /// Verifies sign-ins (webauthn-rs only registers).
+    assertions: Verifier,
     store: Store,
     tokens: TokenTable,
     pending: PendingTable,
@@ -58,9 +61,11 @@ impl Ceremonies {
         events: Events,
     ) -> Result<Self, Error> {
         let webauthn = build_webauthn(config)?;
+        let assertions = Verifier::from_config(config)?;
         Ok(Ceremonies {
             inner: Arc::new(Inner {
                 webauthn,
+                assertions,
                 store,
                 tokens,
                 pending: PendingTable::new(
