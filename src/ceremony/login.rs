@@ -5,7 +5,7 @@ use uuid::Uuid;
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::pending::{CeremonyKind, PendingState};
-use super::{check_same_origin, clean_name, verification_error, Ceremonies, SignedIn};
+use super::{clean_name, Ceremonies, SignedIn};
 use crate::error::Error;
 use crate::events::Event;
 use crate::tokens::SessionMeta;
@@ -17,7 +17,7 @@ impl Ceremonies {
         username: Option<&str>,
         token: bool,
     ) -> Result<(Uuid, RequestChallengeResponse), Error> {
-        let webauthn = &self.inner.webauthn;
+        let assertions = &self.inner.assertions;
         let (options, state) = match username {
             Some(name) => {
                 let name = clean_name("username", name, self.inner.max_username_chars)?;
@@ -25,25 +25,16 @@ impl Ceremonies {
                     .store()
                     .user_by_name(&name)?
                     .ok_or(Error::UnknownUser)?;
-                let passkeys: Vec<_> = self
-                    .store()
-                    .credentials_of(&user.id)?
-                    .into_iter()
-                    .map(|c| c.passkey)
-                    .collect();
+                let passkeys = self.store().credentials_of(&user.id)?;
                 if passkeys.is_empty() {
                     return Err(Error::UnknownUser);
                 }
-                let (options, state) = webauthn
-                    .start_passkey_authentication(&passkeys)
-                    .map_err(|e| Error::internal(format!("start authentication: {e}")))?;
+                let (options, state) = assertions.start_login(passkeys)?;
                 let pending = PendingState::Login { state, user, token };
                 (options, pending)
             }
             None => {
-                let (options, state) = webauthn
-                    .start_discoverable_authentication()
-                    .map_err(|e| Error::internal(format!("start authentication: {e}")))?;
+                let (options, state) = assertions.start_discoverable()?;
                 (options, PendingState::Discoverable { state, token })
             }
         };
@@ -85,14 +76,13 @@ impl Ceremonies {
         user_seen: &mut Option<Uuid>,
     ) -> Result<SignedIn, Error> {
         let pending = self.inner.pending.take(ceremony_id, CeremonyKind::Login)?;
-        check_same_origin(&credential.response.client_data_json)?;
-        let webauthn = &self.inner.webauthn;
+        // Verified here, WebAuthn L3 §7.2 step by step (src/assertion/); webauthn-rs only
+        // reads the user handle.
+        let (webauthn, assertions) = (&self.inner.webauthn, &self.inner.assertions);
         let (user, result, token_at_begin) = match pending {
             PendingState::Login { state, user, token } => {
                 *user_seen = Some(user.id);
-                let result = webauthn
-                    .finish_passkey_authentication(credential, &state)
-                    .map_err(verification_error)?;
+                let result = assertions.finish_login(credential, &state)?;
                 (Some(user), result, token)
             }
             PendingState::Discoverable { state, token } => {
@@ -113,9 +103,7 @@ impl Ceremonies {
                         "the passkey belongs to another account than its user handle names",
                     ));
                 }
-                let result = webauthn
-                    .finish_discoverable_authentication_v2(credential, state, &record.passkey)
-                    .map_err(verification_error)?;
+                let result = assertions.finish_discoverable(credential, &state, record)?;
                 (None, result, token)
             }
             PendingState::Register { .. } => return Err(Error::CeremonyNotFound),

@@ -1,9 +1,10 @@
 //! Passkey ceremonies: registration, sign-in with a username, and usernameless sign-in.
 //!
-//! webauthn-rs verifies signatures, challenges, origins and flags; this module owns what the
-//! library leaves to its caller: single-use, expiring, bounded ceremony state ([`pending`]),
-//! one account per credential id (the store's transactions), the user-handle check of
-//! usernameless sign-in, counter persistence, the `topOrigin` check, and issuing tokens.
+//! webauthn-rs verifies registrations and `crate::assertion` verifies sign-ins (signatures,
+//! challenges, origins, flags); this module owns what neither does: single-use, expiring,
+//! bounded ceremony state ([`pending`]), one account per credential id (the store's
+//! transactions), the user-handle check of usernameless sign-in, counter persistence, the
+//! `topOrigin` check of registration, and issuing tokens.
 //! It knows nothing of sockets or HTTP: `ws/` and `http/` call it.
 
 mod login;
