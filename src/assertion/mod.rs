@@ -1,4 +1,4 @@
-//! Sign-in verification done here, WebAuthn L3 §7.2 step by step, with OpenSSL for signatures;
+//! Sign-in verification done here, WebAuthn L3 §7.2 step by step, with ring for signatures;
 //! webauthn-rs keeps registration (attestation, COSE parsing) and is the reference the tests
 //! hold this module to (`tests/differential.rs`).
 //!
@@ -24,7 +24,7 @@
 //! | 17 | BS is not set without BE | [`Verifier::verify`] |
 //! | 18 | BE as registered (a policy may allow it to become set) | [`Verifier::verify`] |
 //! | 19 | extensions, if any, are a well-formed CBOR map (none is acted on) | [`authdata`] |
-//! | 20–21 | the signature over `authData ‖ SHA-256(clientDataJSON)` verifies | [`key`] |
+//! | 20–21 | the signature over `authData ‖ SHA-256(clientDataJSON)` verifies (ring) | [`key`] |
 //! | 22 | a non-zero counter increases | [`Verifier::verify`], again atomically in `Store::record_use` |
 //!
 //! Invariants: nothing here reads the clock, the store or the network; a [`Verified`] is only
@@ -46,7 +46,7 @@ use crate::error::Error;
 use authdata::{BE, BS, UP, UV};
 use client_data::ClientData;
 
-pub use key::{Algorithm, Curves, KeyError, PublicKey};
+pub use key::{Algorithm, KeyError, PublicKey};
 pub use request::{AssertionState, Challenge};
 
 /// Verifies assertions for one relying party. Built once from the config; cheap to share.
@@ -57,7 +57,6 @@ pub struct Verifier {
     /// (`scheme://host[:port]`, the form browsers write into client data).
     origins: Vec<String>,
     timeout_ms: u32,
-    curves: Curves,
 }
 
 /// What a ceremony allows beyond the fixed checks.
@@ -136,7 +135,7 @@ pub enum Rejection {
     BackupStateWithoutEligibility,
     /// Step 18.
     BackupEligibilityChanged,
-    /// Step 21: the stored key cannot be used.
+    /// The stored passkey has no key sign-in can use (never stored by registration).
     UnusableKey,
     /// Step 21.
     SignatureInvalid,
@@ -204,7 +203,6 @@ impl Verifier {
         origins: &[Url],
         timeout: std::time::Duration,
     ) -> Result<Verifier, Error> {
-        let curves = Curves::new().map_err(|e| Error::internal(format!("EC groups: {e}")))?;
         Ok(Verifier {
             rp_id: rp_id.to_owned(),
             rp_id_hash: sha256(rp_id.as_bytes()),
@@ -213,13 +211,7 @@ impl Verifier {
                 .map(|o| o.origin().ascii_serialization())
                 .collect(),
             timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
-            curves,
         })
-    }
-
-    /// Registration's check that sign-in will be able to use `key`.
-    pub fn check_key(&self, key: &PublicKey) -> Result<(), KeyError> {
-        self.curves.check(key)
     }
 
     /// §7.2 steps 7–22 for `response`, answering `challenge`, from the credential `known`
@@ -286,16 +278,10 @@ impl Verifier {
         // Step 19: extensions were checked for shape in authdata::parse; none is acted on.
         // Steps 20–21.
         let client_data_hash = sha256(&raw.client_data_json);
-        let valid = self
-            .curves
-            .verify(
-                &known.key,
-                &raw.authenticator_data,
-                &client_data_hash,
-                &raw.signature,
-            )
-            .map_err(|_| Rejection::UnusableKey)?;
-        if !valid {
+        if !known
+            .key
+            .verify(&raw.authenticator_data, &client_data_hash, &raw.signature)
+        {
             return Err(Rejection::SignatureInvalid);
         }
         // Step 22.

@@ -151,7 +151,7 @@ impl Ceremonies {
         // is refused now rather than at every sign-in.
         let public_key = PublicKey::from_passkey(&passkey)
             .ok()
-            .filter(|key| self.inner.assertions.check_key(key).is_ok())
+            .filter(|key| key.check().is_ok())
             .ok_or(Rejection::UnusableKey)?;
         let record = CredentialRecord {
             user_id: user.id,
