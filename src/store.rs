@@ -15,6 +15,7 @@
 //! of one credential id (or one username) cannot both win. Callers that promise durability await
 //! [`Store::flush`] before they answer. Domain code only: nothing here knows of HTTP or sockets.
 
+mod signin;
 mod usage;
 
 use std::path::Path;

@@ -47,7 +47,7 @@ use authdata::{BE, BS, UP, UV};
 use client_data::ClientData;
 
 pub use key::{Algorithm, KeyError, PublicKey};
-pub use request::{AssertionState, Challenge};
+pub use request::{AssertionState, Challenge, SignInPasskey};
 
 /// Verifies assertions for one relying party. Built once from the config; cheap to share.
 pub struct Verifier {

@@ -4,13 +4,14 @@
 //! (§7.2 step 5) and verifies it against that state.
 //!
 //! The state holds, per allowed credential, only what verification reads (id, decoded public
-//! key, counter, backup flags), taken from the store at `login.begin`.
+//! key, counter, backup flags), read from the store at `login.begin` without decoding the rest
+//! of each passkey ([`SignInPasskey`], `Store::sign_in_passkeys`).
 
 use std::fmt;
 
 use webauthn_rs::prelude::{Credential, PublicKeyCredential};
 use webauthn_rs_proto::{
-    AllowCredentials, Mediation, PublicKeyCredentialRequestOptions,
+    AllowCredentials, AuthenticatorTransport, Mediation, PublicKeyCredentialRequestOptions,
     RequestAuthenticationExtensions, RequestChallengeResponse, UserVerificationPolicy,
 };
 
@@ -59,18 +60,18 @@ pub struct AssertionState {
     pub allowed: Vec<KnownCredential>,
 }
 
-impl KnownCredential {
-    /// A stored passkey as verification needs it, and its transports (for `allowCredentials`).
-    /// Records from before `public_key` was stored get it from their COSE key.
-    pub fn from_record(
-        record: CredentialRecord,
-    ) -> Result<
-        (
-            KnownCredential,
-            Option<Vec<webauthn_rs_proto::AuthenticatorTransport>>,
-        ),
-        Rejection,
-    > {
+/// A stored passkey as `login.begin` reads it (`Store::sign_in_passkeys`): what verification
+/// needs, and the transports `allowCredentials` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInPasskey {
+    pub known: KnownCredential,
+    pub transports: Option<Vec<AuthenticatorTransport>>,
+}
+
+impl SignInPasskey {
+    /// From a whole record. Records from before `public_key` was stored get it from their COSE
+    /// key.
+    pub fn from_record(record: CredentialRecord) -> Result<SignInPasskey, Rejection> {
         let key = match record.public_key {
             Some(key) => key,
             None => PublicKey::from_passkey(&record.passkey).map_err(|_| Rejection::UnusableKey)?,
@@ -83,34 +84,31 @@ impl KnownCredential {
             backup_eligible: credential.backup_eligible,
             backup_state: credential.backup_state,
         };
-        Ok((known, credential.transports))
+        Ok(SignInPasskey {
+            known,
+            transports: credential.transports,
+        })
     }
 }
 
 impl Verifier {
-    /// `login.begin` with a username: a challenge for `records`, the account's passkeys.
-    /// Passkeys whose key sign-in cannot use are left out (registration never stores one).
+    /// `login.begin` with a username: a challenge for `passkeys`, the account's.
     pub fn start_login(
         &self,
-        records: Vec<CredentialRecord>,
+        passkeys: Vec<SignInPasskey>,
     ) -> Result<(RequestChallengeResponse, AssertionState), Error> {
-        let mut allowed = Vec::with_capacity(records.len());
-        let mut descriptors = Vec::with_capacity(records.len());
-        for record in records {
-            match KnownCredential::from_record(record) {
-                Ok((known, transports)) => {
-                    descriptors.push(AllowCredentials {
-                        type_: "public-key".to_owned(),
-                        id: known.cred_id.clone(),
-                        transports,
-                    });
-                    allowed.push(known);
-                }
-                Err(_) => tracing::warn!("a stored passkey has a key sign-in cannot use"),
-            }
-        }
-        if allowed.is_empty() {
+        if passkeys.is_empty() {
             return Err(Rejection::UnusableKey.into());
+        }
+        let mut allowed = Vec::with_capacity(passkeys.len());
+        let mut descriptors = Vec::with_capacity(passkeys.len());
+        for SignInPasskey { known, transports } in passkeys {
+            descriptors.push(AllowCredentials {
+                type_: "public-key".to_owned(),
+                id: known.cred_id.clone(),
+                transports,
+            });
+            allowed.push(known);
         }
         let state = AssertionState {
             challenge: Challenge::random()?,
@@ -178,7 +176,7 @@ impl Verifier {
         state: &AssertionState,
         record: CredentialRecord,
     ) -> Result<Verified, Rejection> {
-        let (known, _) = KnownCredential::from_record(record)?;
-        self.verify(response, &state.challenge, state.policy, &known)
+        let passkey = SignInPasskey::from_record(record)?;
+        self.verify(response, &state.challenge, state.policy, &passkey.known)
     }
 }

@@ -25,7 +25,7 @@ impl Ceremonies {
                     .store()
                     .user_by_name(&name)?
                     .ok_or(Error::UnknownUser)?;
-                let passkeys = self.store().credentials_of(&user.id)?;
+                let passkeys = self.store().sign_in_passkeys(&user.id)?;
                 if passkeys.is_empty() {
                     return Err(Error::UnknownUser);
                 }

@@ -10,7 +10,7 @@
 use webauthn_rs::prelude::{Credential, Passkey};
 
 use super::{user_cred_key, CredentialRecord, Store};
-use crate::assertion::Verified;
+use crate::assertion::{KnownCredential, Verified};
 use crate::error::Error;
 
 const FORMAT: u8 = 1;
@@ -45,7 +45,7 @@ impl Usage {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Result<Usage, Error> {
+    pub(super) fn decode(bytes: &[u8]) -> Result<Usage, Error> {
         let bytes: &[u8; LEN] = bytes
             .try_into()
             .ok()
@@ -89,6 +89,13 @@ impl Usage {
             backup_state: result.backup_state,
             last_used_at: now_secs,
         })
+    }
+
+    /// A passkey as `login.begin` read it, as of this usage.
+    pub(super) fn apply_to_known(self, known: &mut KnownCredential) {
+        known.counter = self.counter;
+        known.backup_eligible = self.backup_eligible;
+        known.backup_state = self.backup_state;
     }
 
     /// The record as of this usage.

@@ -46,8 +46,12 @@ fn login_options_are_the_ones_webauthn_rs_sends() {
         )
         .unwrap();
     // A record without the stored key (from before it existed) gives the same options.
-    let records = vec![record(&passkeys[0], true), record(&passkeys[1], false)];
-    let (ours, state) = verifier.start_login(records).unwrap();
+    let records = [record(&passkeys[0], true), record(&passkeys[1], false)];
+    let stored = records
+        .into_iter()
+        .map(|r| crate::assertion::SignInPasskey::from_record(r).unwrap())
+        .collect();
+    let (ours, state) = verifier.start_login(stored).unwrap();
     assert_eq!(comparable(&ours), comparable(&theirs));
     assert_eq!(state.policy, Policy::USERNAME);
     assert_eq!(state.allowed.len(), 2);
