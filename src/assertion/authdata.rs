@@ -3,9 +3,10 @@
 //!
 //! Stricter than webauthn-rs on purpose, so nothing unsigned-for can ride along: the bytes must
 //! end where the flags say they end (no trailing bytes, with or without extensions), and the AT
-//! flag (attested credential data) is refused, since an assertion never carries it (§6.3.3 step
-//! 10 of authenticatorGetAssertion builds authData without it). Extensions, when present, must be
-//! one well-formed CBOR map with text keys; their values are not interpreted.
+//! flag (attested credential data) is refused, since an assertion never carries it
+//! (authenticatorGetAssertion, §6.3.3, builds its authData without attestedCredentialData).
+//! Extensions, when present, must be one well-formed CBOR map with text keys; their values are
+//! not interpreted.
 
 use super::Rejection;
 

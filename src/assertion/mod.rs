@@ -12,19 +12,19 @@
 //! |---|---|---|
 //! | 5 | the credential is one of `allowCredentials` (username sign-in) | [`Verifier::finish_login`] |
 //! | 6 | the user owns the credential; a usernameless user handle names its owner | `ceremony/login.rs`, `Store::record_use` |
-//! | 7–9 | client data is UTF-8 JSON of the right shape | [`client_data`] |
+//! | 7–9 | client data is UTF-8 JSON of the right shape | `client_data.rs` |
 //! | 10 | `type` is `webauthn.get` | [`Verifier::verify`] |
 //! | 11 | `challenge` is the base64url of this ceremony's challenge, exactly | [`Verifier::verify`] |
 //! | 12 | `origin` is one of `webauthn.origins`, exactly | [`Verifier::verify`] |
 //! | 13 | no `topOrigin` and no `crossOrigin: true` (we never expect to be framed) | [`Verifier::verify`] |
-//! | §6.1 | authenticator data is well formed, ends where its flags say, has no AT | [`authdata`] |
+//! | §6.1 | authenticator data is well formed, ends where its flags say, has no AT | `authdata.rs` |
 //! | 14 | `rpIdHash` is SHA-256 of the RP id | [`Verifier::verify`] |
 //! | 15 | UP is set | [`Verifier::verify`] |
 //! | 16 | UV is set (passkey sign-in always requires it) | [`Verifier::verify`] |
 //! | 17 | BS is not set without BE | [`Verifier::verify`] |
 //! | 18 | BE as registered (a policy may allow it to become set) | [`Verifier::verify`] |
-//! | 19 | extensions, if any, are a well-formed CBOR map (none is acted on) | [`authdata`] |
-//! | 20–21 | the signature over `authData ‖ SHA-256(clientDataJSON)` verifies (ring) | [`key`] |
+//! | 19 | extensions, if any, are a well-formed CBOR map (none is acted on) | `authdata.rs` |
+//! | 20–21 | the signature over `authData ‖ SHA-256(clientDataJSON)` verifies (ring) | `key.rs` |
 //! | 22 | a non-zero counter increases | [`Verifier::verify`], again atomically in `Store::record_use` |
 //!
 //! Invariants: nothing here reads the clock, the store or the network; a [`Verified`] is only
