@@ -100,6 +100,52 @@ mod tests {
     }
 
     #[test]
+    fn record_use_refuses_another_accounts_or_a_deleted_passkey() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = crate::Config::for_tests(dir.path()).unwrap();
+        let wa = crate::ceremony::build_webauthn(&config).unwrap();
+        let user = |name: &str| UserRecord {
+            id: Uuid::new_v4(),
+            name: name.into(),
+            display_name: name.into(),
+            created_at: 0,
+            passkeys: 1,
+        };
+        let (alice, bob) = (user("alice"), user("bob"));
+        let record = |owner: &UserRecord| {
+            let passkey = passkey(&wa, owner.id);
+            CredentialRecord {
+                user_id: owner.id,
+                public_key: Some(PublicKey::from_passkey(&passkey).unwrap()),
+                passkey,
+                created_at: 0,
+                last_used_at: None,
+                label: None,
+                aaguid: None,
+            }
+        };
+        let (alices, bobs) = (record(&alice), record(&bob));
+        store.create_user(&alice, &alices).unwrap();
+        store.create_user(&bob, &bobs).unwrap();
+        let used = |r: &CredentialRecord| Verified {
+            cred_id: r.passkey.cred_id().clone(),
+            counter: 1,
+            user_verified: true,
+            backup_eligible: false,
+            backup_state: false,
+        };
+        let err = store.record_use(&used(&bobs), &alice.id, 1).unwrap_err();
+        assert!(err.to_string().contains("does not belong"), "{err}");
+        store.record_use(&used(&alices), &alice.id, 1).unwrap();
+        store
+            .delete_credential(&alice.id, alices.passkey.cred_id(), true)
+            .unwrap();
+        let err = store.record_use(&used(&alices), &alice.id, 2).unwrap_err();
+        assert!(err.to_string().contains("no longer registered"), "{err}");
+    }
+
+    #[test]
     fn the_lean_read_gives_what_the_whole_records_give() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
