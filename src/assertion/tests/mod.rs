@@ -1,12 +1,15 @@
 //! Tests of sign-in verification: fixtures shared by the per-step tests (`steps.rs`), the
-//! request options (`options.rs`) and the comparison with webauthn-rs (`differential.rs`).
+//! request options (`options.rs`) and the comparison with webauthn-rs (`differential.rs`, its
+//! alterations in `mutations/`, the named differences in `differences.rs`).
 //!
 //! A fixture registers a passkey of each algorithm through webauthn-rs with the software
 //! authenticator, so both verifiers see the same stored credential; an assertion is taken apart
 //! into [`Parts`] that tests alter and, where they want the signature to still cover the change,
 //! sign again.
 
+mod differences;
 mod differential;
+mod mutations;
 mod options;
 mod steps;
 
