@@ -132,9 +132,7 @@ impl PublicKey {
         };
         Ok(PublicKey { alg, key })
     }
-}
 
-impl PublicKey {
     /// Registration's check that the key is usable (the point is on its curve, the RSA key
     /// parses and its modulus is 1,024 to 8,192 bits, the Ed25519 key is 32 bytes), so a
     /// passkey sign-in could not verify is refused once, at registration.
@@ -181,8 +179,8 @@ impl PublicKey {
     }
 }
 
-/// Unpadded base64url for the key bytes in JSON.
 mod b64url {
+    //! Unpadded base64url for the key bytes in JSON.
     use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
     use serde::{Deserialize, Deserializer, Serializer};
 
