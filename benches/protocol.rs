@@ -19,7 +19,7 @@ fn protocol(c: &mut Criterion) {
     let mut f = SignInFixture::new();
     let (ceremony_id, options) = f
         .ceremonies
-        .login_begin(Some(USERNAME), true)
+        .login_begin(Some(USERNAME), true, None)
         .expect("login.begin");
     let login_finish = json!({
         "type": "login.finish",

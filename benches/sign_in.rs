@@ -72,7 +72,7 @@ fn sign_in(c: &mut Criterion) {
                 let started = Instant::now();
                 let (id, options) = f
                     .ceremonies
-                    .login_begin(Some(USERNAME), true)
+                    .login_begin(Some(USERNAME), true, None)
                     .expect("login.begin");
                 timed += started.elapsed();
                 let credential = f.assertion(&options);
@@ -81,6 +81,7 @@ fn sign_in(c: &mut Criterion) {
                     &id,
                     black_box(&credential),
                     true,
+                    wsauthn::Transport::WebSocket,
                     &meta,
                 ));
                 timed += started.elapsed();
@@ -95,7 +96,7 @@ fn sign_in(c: &mut Criterion) {
         b.iter(|| {
             let (id, options) = f
                 .ceremonies
-                .login_begin(Some(USERNAME), true)
+                .login_begin(Some(USERNAME), true, None)
                 .expect("login.begin");
             f.ceremonies.pending().cancel(&id);
             options

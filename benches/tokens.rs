@@ -51,7 +51,9 @@ fn tokens(c: &mut Criterion) {
     group.bench_function("issue_and_revoke_persisted_session", |b| {
         b.iter(|| {
             let (token, info) = table.issue(user.clone(), meta()).expect("issued");
-            table.revoke(&info.session, EndReason::Logout);
+            table
+                .revoke(&info.session, EndReason::Logout)
+                .expect("revoked");
             token
         })
     });

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::aaguid::authenticator_name;
 use crate::ceremony::SignedIn;
+use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::events::{EndReason, Event};
 use crate::protocol::{
@@ -51,13 +52,10 @@ impl Caller {
 }
 
 fn authentication(signed_in: &SignedIn) -> Option<Authentication> {
-    signed_in
-        .token
-        .as_ref()
-        .map(|(token, info)| Authentication {
-            token: token.clone(),
-            expires_at: info.expires_at,
-        })
+    signed_in.token().map(|(token, info)| Authentication {
+        token: token.clone(),
+        expires_at: info.expires_at,
+    })
 }
 
 pub fn register_begin(
@@ -65,11 +63,13 @@ pub fn register_begin(
     caller: &Caller,
     req: &RegisterBegin,
 ) -> Result<RegisterOptions, Error> {
+    let signed_in_as = caller.user.as_ref().map(|u| u.id).zip(caller.session);
     let (ceremony_id, options) = state.ceremonies.register_begin(
         &req.username,
         req.display_name.as_deref(),
         req.token,
-        caller.user.as_ref().map(|u| u.id),
+        signed_in_as,
+        caller.meta.address,
     )?;
     Ok(RegisterOptions {
         ceremony_id,
@@ -77,16 +77,19 @@ pub fn register_begin(
     })
 }
 
-/// `register.finish`; also returns the session the new token opened, if any.
+/// `register.finish`; also returns the session it opened, if any (see
+/// [`crate::ceremony::SignedIn`]: on a socket there is always one unless the socket added a
+/// passkey to its own account).
 pub async fn register_finish(
     state: &AppState,
     caller: &Caller,
+    via: Transport,
     ceremony_id: &Uuid,
     req: &RegisterFinish,
 ) -> Result<(RegisterResult, SignedIn), Error> {
     let registered = state
         .ceremonies
-        .register_finish(ceremony_id, &req.credential, req.token, &caller.meta)
+        .register_finish(ceremony_id, &req.credential, req.token, via, &caller.meta)
         .await?;
     let result = RegisterResult {
         verified: Verified::Ok,
@@ -97,10 +100,15 @@ pub async fn register_finish(
     Ok((result, registered.signed_in))
 }
 
-pub fn login_begin(state: &AppState, req: &LoginBegin) -> Result<LoginOptions, Error> {
-    let (ceremony_id, options) = state
-        .ceremonies
-        .login_begin(req.username.as_deref(), req.token)?;
+pub fn login_begin(
+    state: &AppState,
+    caller: &Caller,
+    req: &LoginBegin,
+) -> Result<LoginOptions, Error> {
+    let (ceremony_id, options) =
+        state
+            .ceremonies
+            .login_begin(req.username.as_deref(), req.token, caller.meta.address)?;
     Ok(LoginOptions {
         ceremony_id,
         options: Box::new(options),
@@ -110,12 +118,13 @@ pub fn login_begin(state: &AppState, req: &LoginBegin) -> Result<LoginOptions, E
 pub async fn login_finish(
     state: &AppState,
     caller: &Caller,
+    via: Transport,
     ceremony_id: &Uuid,
     req: &LoginFinish,
 ) -> Result<(LoginResult, SignedIn), Error> {
     let signed_in = state
         .ceremonies
-        .login_finish(ceremony_id, &req.credential, req.token, &caller.meta)
+        .login_finish(ceremony_id, &req.credential, req.token, via, &caller.meta)
         .await?;
     let result = LoginResult {
         verified: Verified::Ok,
@@ -132,12 +141,14 @@ pub fn whoami(info: &TokenInfo) -> Whoami {
     }
 }
 
-/// Replaces the caller's token with a new one; the session and its sockets carry on.
-pub fn refresh(state: &AppState, caller: &Caller) -> Result<(Refreshed, TokenInfo), Error> {
-    let session = caller.session.ok_or(Error::Unauthorized(
-        "Only a session opened with a token can be refreshed.",
-    ))?;
+/// Replaces the caller's token with a new one; the session and its sockets carry on. Answers
+/// once the old token's removal is on disk, so a crash cannot bring it back.
+pub async fn refresh(state: &AppState, caller: &Caller) -> Result<(Refreshed, TokenInfo), Error> {
+    let session = caller
+        .session
+        .ok_or(Error::Unauthorized("Sign in first."))?;
     let (token, info) = state.tokens.refresh(&session)?;
+    state.store.flush().await?;
     let expires_at = info.expires_at;
     Ok((
         Refreshed {
@@ -147,17 +158,17 @@ pub fn refresh(state: &AppState, caller: &Caller) -> Result<(Refreshed, TokenInf
     ))
 }
 
-/// Ends the caller's own session (`logout`). A socket signed in without a token just forgets
-/// its user.
-pub fn logout(state: &AppState, caller: &Caller) -> Result<(), Error> {
+/// Ends the caller's own session (`logout`), durably: it answers once the removal is on disk.
+pub async fn logout(state: &AppState, caller: &Caller) -> Result<(), Error> {
     caller.user()?;
     if let Some(session) = caller.session {
-        state.tokens.revoke(&session, EndReason::Logout);
+        state.tokens.revoke(&session, EndReason::Logout)?;
+        state.store.flush().await?;
     }
     Ok(())
 }
 
-fn passkey_view(record: &CredentialRecord) -> PasskeyView {
+pub(crate) fn passkey_view(record: &CredentialRecord) -> PasskeyView {
     let cred = webauthn_rs::prelude::Credential::from(record.passkey.clone());
     let authenticator = record.aaguid.as_ref().and_then(authenticator_name);
     PasskeyView {
@@ -200,17 +211,9 @@ pub fn passkey_rename(
     req: &PasskeyRename,
 ) -> Result<PasskeyRenamed, Error> {
     let user = caller.user()?;
-    let label = req.label.trim();
-    if label.is_empty()
-        || label.chars().count() > MAX_LABEL_CHARS
-        || label.chars().any(char::is_control)
-    {
-        return Err(Error::bad_request(format!(
-            "\"label\" must be 1 to {MAX_LABEL_CHARS} characters without control characters."
-        )));
-    }
+    let label = crate::names::nickname("label", &req.label, MAX_LABEL_CHARS)?;
     let id = credential_id(&req.credential_id)?;
-    let record = state.store.rename_credential(&user.id, &id, label)?;
+    let record = state.store.rename_credential(&user.id, &id, &label)?;
     state.events.emit(Event::PasskeyRenamed {
         user: user.id,
         credential_id: req.credential_id.clone(),
@@ -230,13 +233,21 @@ pub async fn passkey_delete(
     state
         .store
         .delete_credential(&user.id, &id, req.allow_last)?;
-    state.store.flush().await?;
     state.events.emit(Event::PasskeyRemoved {
         user: user.id,
         credential_id: req.credential_id.clone(),
     });
+    // Whoever signed in with the passkey is signed out with it, unless its owner says otherwise
+    // (for example when retiring a device they still hold).
+    let credential_id = crate::b64url(&id);
+    let sessions_ended = match req.keep_sessions {
+        true => 0,
+        false => state.tokens.revoke_opened_by(&user.id, &credential_id)?,
+    };
+    state.store.flush().await?;
     Ok(PasskeyDeleted {
         credential_id: req.credential_id.clone(),
+        sessions_ended,
     })
 }
 
@@ -247,8 +258,12 @@ pub fn sessions_list(state: &AppState, caller: &Caller) -> Result<SessionList, E
     })
 }
 
-/// Ends one of the caller's sessions (their own current one included).
-pub fn session_revoke(state: &AppState, caller: &Caller, session: &Uuid) -> Result<Revoked, Error> {
+/// Ends one of the caller's sessions (their own current one included), durably.
+pub async fn session_revoke(
+    state: &AppState,
+    caller: &Caller,
+    session: &Uuid,
+) -> Result<Revoked, Error> {
     let user = caller.user()?;
     let theirs = state
         .tokens
@@ -263,15 +278,16 @@ pub fn session_revoke(state: &AppState, caller: &Caller, session: &Uuid) -> Resu
     } else {
         EndReason::Revoked
     };
-    let revoked = usize::from(state.tokens.revoke(session, reason));
+    let revoked = usize::from(state.tokens.revoke(session, reason)?);
+    state.store.flush().await?;
     Ok(Revoked { revoked })
 }
 
-/// Ends every session of the caller's but the current one.
-pub fn sessions_revoke_others(state: &AppState, caller: &Caller) -> Result<Revoked, Error> {
+/// Ends every session of the caller's but the current one, durably.
+pub async fn sessions_revoke_others(state: &AppState, caller: &Caller) -> Result<Revoked, Error> {
     let user = caller.user()?;
     let keep = caller.session.unwrap_or_else(Uuid::nil);
-    Ok(Revoked {
-        revoked: state.tokens.revoke_others(&user.id, &keep),
-    })
+    let revoked = state.tokens.revoke_others(&user.id, &keep)?;
+    state.store.flush().await?;
+    Ok(Revoked { revoked })
 }

@@ -14,7 +14,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::endpoints::{DisconnectHook, UnauthorizedHook};
 use crate::events::{EventHook, Events};
-use crate::http::{enforce_policy, routes};
+use crate::http::{cors::cors, enforce_policy, request_deadline, routes, security_headers};
 use crate::state::AppState;
 use crate::store::Store;
 
@@ -111,14 +111,20 @@ impl AppBuilder {
             });
         let data = web::Data::new(state.clone());
         let body_limit = config.websocket.max_frame_bytes;
+        let origins = state.origins.clone();
         let mut server = actix_web::HttpServer::new(move || {
             let static_dir = static_dir.clone();
             actix_web::App::new()
                 .app_data(data.clone())
                 .wrap(from_fn(enforce_policy))
+                // Outside the token policy: preflights are answered before it runs.
+                .wrap(from_fn(cors))
+                .wrap(from_fn(request_deadline))
+                .wrap(from_fn(crate::http::metrics::observe))
+                .wrap(security_headers(&origins))
                 .configure(move |cfg| routes(cfg, static_dir.as_deref(), body_limit))
         })
-        .max_connections(config.server.max_connections_per_worker)
+        .max_connections(state.capacity.connections_per_worker)
         .shutdown_timeout(5)
         // Signals are handled in `run`, so sockets can be closed with 1001 before the workers stop.
         .disable_signals();
@@ -131,6 +137,12 @@ impl AppBuilder {
             .run();
         let (stop_sweeper, stopped) = tokio::sync::oneshot::channel();
         actix_web::rt::spawn(sweep_until(state.clone(), stopped));
+        tracing::info!(
+            open_files = state.capacity.open_files,
+            connections_per_worker = state.capacity.connections_per_worker,
+            max_sockets = state.capacity.sockets,
+            "connection caps"
+        );
         tracing::info!(addr = %local_addr, rp_id = %config.webauthn.rp_id, "wsauthn listening");
         Ok(App {
             server,
@@ -152,6 +164,7 @@ async fn sweep_until(state: AppState, mut stopped: tokio::sync::oneshot::Receive
         }
         let tokens = state.tokens.sweep();
         let ceremonies = state.ceremonies.pending().sweep();
+        state.ceremonies.sweep_allowances();
         if tokens + ceremonies > 0 {
             tracing::debug!(tokens, ceremonies, "swept expired entries");
         }

@@ -29,6 +29,14 @@ pub struct Config {
     pub websocket: WebSocketConfig,
     pub limits: LimitsConfig,
     pub endpoints: EndpointsConfig,
+    pub admin: AdminConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +47,10 @@ pub struct ServerConfig {
     pub static_dir: PathBuf,
     pub workers: usize,
     pub max_connections_per_worker: usize,
+    pub max_sockets: u64,
+    pub max_connects_per_second: u32,
+    pub request_timeout_ms: u64,
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -74,6 +86,7 @@ pub struct WebSocketConfig {
     pub heartbeat_interval_ms: u64,
     pub heartbeat_timeout_ms: u64,
     pub auth_deadline_ms: u64,
+    pub unauthenticated_idle_ms: u64,
     pub allow_missing_origin: bool,
     pub messages_per_second: u32,
     pub message_burst: u32,
@@ -83,9 +96,18 @@ pub struct WebSocketConfig {
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     pub max_pending_ceremonies: usize,
+    pub pending_ceremonies_per_address: u32,
+    pub ceremony_timeout_under_pressure_secs: u64,
     pub ceremonies_per_minute: u32,
+    pub ceremonies_per_minute_per_address: u32,
+    pub failed_sign_ins_before_backoff: u32,
+    pub max_sessions_per_user: usize,
+    pub when_sessions_full: crate::tokens::WhenFull,
+    pub max_sockets_per_user: u64,
+    pub sign_in_backoff_max_secs: u64,
     pub max_username_chars: usize,
     pub max_passkeys_per_user: u32,
+    pub unauthenticated_sockets_per_address: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +115,13 @@ pub struct LimitsConfig {
 pub struct EndpointsConfig {
     pub default: AuthPolicy,
     pub paths: BTreeMap<String, AuthPolicy>,
+}
+
+/// The backend API (`docs/backend-api.md`); an empty key turns it off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub api_key: crate::admin::ApiKey,
 }
 
 /// Why the configuration cannot be used. Each message names the key and what is wrong with it.
@@ -162,12 +191,18 @@ impl Config {
         config.server.bind = "127.0.0.1:0".into();
         config.server.data_dir = data_dir.to_owned();
         config.server.workers = 2;
+        // Every test client comes from 127.0.0.1: the per-address allowance would be shared by
+        // the whole suite's ceremonies. Tests of that limit set it themselves.
+        config.limits.ceremonies_per_minute_per_address = 1_000_000;
         Ok(config)
     }
 
     /// Checks everything that can be checked before the server starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if let Err(msg) = crate::clientaddr::TrustedProxies::parse(&self.server.trusted_proxies) {
+            return invalid(msg);
+        }
         if self.server.bind.parse::<SocketAddr>().is_err() {
             return invalid(format!(
                 "server.bind {:?} is not an address:port such as 127.0.0.1:8080",
@@ -226,6 +261,9 @@ impl Config {
         if self.server.max_connections_per_worker == 0 {
             return invalid("server.max_connections_per_worker must be at least 1".into());
         }
+        if self.limits.unauthenticated_sockets_per_address == 0 {
+            return invalid("limits.unauthenticated_sockets_per_address must be at least 1".into());
+        }
         let l = &self.limits;
         if l.max_pending_ceremonies == 0
             || l.ceremonies_per_minute == 0
@@ -234,6 +272,7 @@ impl Config {
         {
             return invalid("limits.* must all be at least 1".into());
         }
+        self.admin.api_key.check().map_err(ConfigError::Invalid)?;
         for path in self.endpoints.paths.keys() {
             if !path.starts_with('/') {
                 return invalid(format!("endpoints.paths key {path:?} must start with '/'"));

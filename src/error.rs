@@ -20,6 +20,7 @@ pub enum ErrorCode {
     NotFound,
     LastPasskey,
     PasskeyLimit,
+    NoPasskey,
     Internal,
 }
 
@@ -37,6 +38,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::LastPasskey => "last_passkey",
             ErrorCode::PasskeyLimit => "passkey_limit",
+            ErrorCode::NoPasskey => "no_passkey",
             ErrorCode::Internal => "internal",
         }
     }
@@ -70,6 +72,11 @@ pub enum Error {
     LastPasskey,
     #[error("This account already has the most passkeys allowed ({0}).")]
     PasskeyLimit(u32),
+    #[error(
+        "This account has no passkey left: add one from a device still signed in to it, or \
+         recover the account."
+    )]
+    NoPasskey,
     /// Unexpected: storage or library failure. The string is for the log only.
     #[error("Internal error.")]
     Internal(String),
@@ -89,6 +96,7 @@ impl Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::LastPasskey => ErrorCode::LastPasskey,
             Error::PasskeyLimit(_) => ErrorCode::PasskeyLimit,
+            Error::NoPasskey => ErrorCode::NoPasskey,
             Error::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -146,6 +154,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::LastPasskey,
             ErrorCode::PasskeyLimit,
+            ErrorCode::NoPasskey,
             ErrorCode::Internal,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());

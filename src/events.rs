@@ -21,6 +21,12 @@ pub enum EndReason {
     Revoked,
     /// Reached its absolute lifetime or idle timeout.
     Expired,
+    /// The passkey that opened it was deleted.
+    PasskeyRemoved,
+    /// A socket-only session's socket closed or signed in again.
+    SocketClosed,
+    /// Its user opened more sessions than `limits.max_sessions_per_user`; the oldest ends.
+    SessionLimit,
 }
 
 impl EndReason {
@@ -29,6 +35,9 @@ impl EndReason {
             EndReason::Logout => "logout",
             EndReason::Revoked => "revoked",
             EndReason::Expired => "expired",
+            EndReason::PasskeyRemoved => "passkey_removed",
+            EndReason::SocketClosed => "socket_closed",
+            EndReason::SessionLimit => "session_limit",
         }
     }
 }
@@ -112,24 +121,45 @@ where
     }
 }
 
-/// The event sink shared by the domain services: the audit log plus the optional hook.
+/// The event sink shared by the domain services: the audit log, the metrics (once attached)
+/// and the optional hook.
 #[derive(Clone, Default)]
 pub struct Events {
     hook: Option<Arc<dyn EventHook>>,
+    metrics: Arc<std::sync::OnceLock<crate::metrics::Metrics>>,
 }
 
 impl Events {
     pub fn new(hook: Option<Arc<dyn EventHook>>) -> Self {
-        Events { hook }
+        Events {
+            hook,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// Counts every event from now on (the metrics read the services these events come from,
+    /// so they are made after them).
+    pub fn attach_metrics(&self, metrics: crate::metrics::Metrics) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.metrics.get()
     }
 
     pub fn emit(&self, event: Event) {
         audit(&event);
+        if let Some(metrics) = self.metrics.get() {
+            metrics.event(&event);
+        }
         if let Some(hook) = &self.hook {
             hook.on_event(&event);
         }
     }
 }
+
+/// The `tracing` target of the audit log (a literal in each `info!` below: the macro needs one).
+pub const AUDIT_TARGET: &str = "audit";
 
 fn audit(event: &Event) {
     let name = event.name();

@@ -23,12 +23,15 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod aaguid;
+pub mod admin;
+pub mod admission;
 pub mod api;
 pub mod app;
 pub mod assertion;
 pub mod bench;
 pub mod ceremony;
 pub mod chat;
+pub mod clientaddr;
 pub mod clock;
 pub mod config;
 pub mod endpoints;
@@ -36,6 +39,8 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod logwriter;
+pub mod metrics;
+pub mod names;
 pub mod protocol;
 pub mod ratelimit;
 pub mod softkey;

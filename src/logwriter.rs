@@ -8,6 +8,12 @@
 //! store's own unflushed window is longer (docs/guarantees.md). Nothing is dropped: past
 //! [`MAX_BUFFERED`] bytes the logging thread writes the buffer out itself, so a stalled stdout
 //! slows logging down, as writing to stdout directly would, instead of growing memory.
+//!
+//! Bounded output: a line longer than [`MAX_LINE`] is cut there (and says how much was cut), and
+//! lines from dependencies (any target outside `wsauthn`) pass at most
+//! [`DEPENDENCY_LINES_PER_SEC`] a second ([`dependency_budget`]); the writer thread reports how
+//! many it held back. A client cannot make the server write without bound by making a library
+//! log what it sent.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -20,6 +26,55 @@ use tracing_subscriber::fmt::MakeWriter;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Buffered bytes past which the logging thread writes them out itself.
 pub const MAX_BUFFERED: usize = 1024 * 1024;
+/// The longest line written; longer ones are cut.
+pub const MAX_LINE: usize = 4096;
+/// Lines a second that dependencies may log (burst: one second's worth).
+pub const DEPENDENCY_LINES_PER_SEC: u32 = 20;
+
+/// A per-event filter for `tracing_subscriber`: our own lines always pass; other targets'
+/// lines pass at most [`DEPENDENCY_LINES_PER_SEC`] a second, and the rest are counted for
+/// `writer` to report.
+pub fn dependency_budget<S>(
+    writer: &BufferedWriter,
+) -> tracing_subscriber::filter::DynFilterFn<
+    S,
+    impl Fn(&tracing::Metadata<'_>, &tracing_subscriber::layer::Context<'_, S>) -> bool,
+> {
+    let shared = writer.shared.clone();
+    let bucket = Mutex::new(crate::ratelimit::TokenBucket::new(
+        f64::from(DEPENDENCY_LINES_PER_SEC),
+        DEPENDENCY_LINES_PER_SEC,
+        std::time::Instant::now(),
+    ));
+    // Dynamic: decided per event, not cached per callsite.
+    tracing_subscriber::filter::dynamic_filter_fn(move |meta, _| {
+        if is_ours(meta.target()) || !meta.is_event() {
+            return true;
+        }
+        let allowed = lock(&bucket).try_take(std::time::Instant::now());
+        if !allowed {
+            shared
+                .suppressed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        allowed
+    })
+}
+
+/// Our own targets: the crate's modules and the audit log (never held back).
+fn is_ours(target: &str) -> bool {
+    target.starts_with("wsauthn") || target == crate::events::AUDIT_TARGET
+}
+
+/// `bytes` cut to [`MAX_LINE`] with a note of what was cut, or as they are.
+fn bounded(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if bytes.len() <= MAX_LINE {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let mut line = bytes[..MAX_LINE].to_vec();
+    line.extend_from_slice(format!("… ({} bytes cut)\n", bytes.len() - MAX_LINE).as_bytes());
+    std::borrow::Cow::Owned(line)
+}
 
 struct Shared {
     /// Lines not yet written.
@@ -29,6 +84,8 @@ struct Shared {
     out: Mutex<Box<dyn Write + Send>>,
     stopping: Mutex<bool>,
     wake: Condvar,
+    /// Dependency lines held back since the last report.
+    suppressed: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -40,6 +97,15 @@ impl Shared {
     /// Writes out everything buffered so far.
     fn write_out(&self) {
         let mut out = lock(&self.out);
+        let suppressed = self
+            .suppressed
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+        if suppressed > 0 {
+            let note = format!(
+                "wsauthn::logwriter: held back {suppressed} log lines from dependencies (over {DEPENDENCY_LINES_PER_SEC}/s)\n"
+            );
+            lock(&self.buffer).extend_from_slice(note.as_bytes());
+        }
         let batch = std::mem::take(&mut *lock(&self.buffer));
         if !batch.is_empty() {
             // A failing stdout has nowhere to report to; the lines are lost either way.
@@ -68,6 +134,7 @@ pub fn spawn<W: Write + Send + 'static>(out: W) -> io::Result<(BufferedWriter, L
         out: Mutex::new(Box::new(out)),
         stopping: Mutex::new(false),
         wake: Condvar::new(),
+        suppressed: std::sync::atomic::AtomicU64::new(0),
     });
     let thread = {
         let shared = shared.clone();
@@ -120,7 +187,7 @@ impl Write for Line<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let full = {
             let mut buffer = lock(&self.shared.buffer);
-            buffer.extend_from_slice(bytes);
+            buffer.extend_from_slice(&bounded(bytes));
             buffer.len() >= MAX_BUFFERED
         };
         if full {
@@ -203,6 +270,56 @@ mod tests {
                 .collect();
             assert_eq!(mine, (0..2000).collect::<Vec<_>>(), "thread {t}");
         }
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_cut_and_says_so() {
+        let sink = Sink::default();
+        let (writer, guard) = spawn(sink.clone()).unwrap();
+        let long = format!("{}\n", "7, ".repeat(70_000));
+        writer.make_writer().write_all(long.as_bytes()).unwrap();
+        writer.make_writer().write_all(b"short\n").unwrap();
+        drop(guard);
+        let text = sink.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{}", text.len());
+        assert!(lines[0].len() < MAX_LINE + 64);
+        assert!(lines[0].ends_with(&format!("({} bytes cut)", long.len() - MAX_LINE)));
+        assert_eq!(lines[1], "short");
+    }
+
+    #[test]
+    fn dependency_lines_are_rate_limited_and_ours_are_not() {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::Layer;
+        let sink = Sink::default();
+        let (writer, guard) = spawn(sink.clone()).unwrap();
+        let budget = dependency_budget(&writer);
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_filter(budget),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..500 {
+                tracing::error!(target: "webauthn_rs_core::core", i, "unparsed bytes");
+                tracing::info!(target: "audit", i, "ours");
+            }
+        });
+        drop(guard);
+        let text = sink.text();
+        let theirs = text
+            .lines()
+            .filter(|l| l.contains("unparsed bytes"))
+            .count();
+        let ours = text.lines().filter(|l| l.contains("ours")).count();
+        assert_eq!(ours, 500);
+        assert!(theirs <= DEPENDENCY_LINES_PER_SEC as usize + 5, "{theirs}");
+        assert!(
+            text.contains("held back"),
+            "the writer says lines were held back"
+        );
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub struct PasskeyDelete {
     pub credential_id: String,
     #[serde(default)]
     pub allow_last: bool,
+    /// Keep the sessions this passkey opened (by default they end with it).
+    #[serde(default)]
+    pub keep_sessions: bool,
 }
 
 /// `sessions.revoke`.
@@ -277,6 +280,8 @@ pub struct PasskeyRenamed {
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyDeleted {
     pub credential_id: String,
+    /// How many sessions the passkey had opened and ended with it.
+    pub sessions_ended: usize,
 }
 
 /// `sessions.list.result`.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::admission::{Anonymous, Capacity};
 use crate::ceremony::Ceremonies;
 use crate::chat::ChatRoom;
 use crate::clock::SharedClock;
@@ -39,6 +40,17 @@ pub struct Shared {
     pub clock: SharedClock,
     /// Allowed WebSocket `Origin` values, serialized as browsers send them (no trailing slash).
     pub origins: Arc<Vec<String>>,
+    /// Connection and socket caps, from the open-file limit and the config.
+    pub capacity: Capacity,
+    /// Sockets not signed in, per client address.
+    pub anonymous: Anonymous,
+    /// Open sockets per user.
+    pub per_user: crate::admission::PerUser,
+    pub metrics: crate::metrics::Metrics,
+    /// WebSocket upgrades per second, server-wide (`None`: no limit).
+    pub connects: Option<std::sync::Mutex<crate::ratelimit::TokenBucket>>,
+    /// Reverse proxies whose forwarded-for headers are believed.
+    pub proxies: crate::clientaddr::TrustedProxies,
     socket_ids: Arc<AtomicU64>,
     open_sockets: Arc<AtomicU64>,
     /// Set to true once when the server begins to shut down; sockets close with 1001.
@@ -70,6 +82,10 @@ impl AppState {
             clock.clone(),
             Some(store.clone()),
             events.clone(),
+        )
+        .with_sessions_per_user(
+            config.limits.max_sessions_per_user,
+            config.limits.when_sessions_full,
         );
         let sessions = tokens.load()?;
         tracing::info!(sessions, "sessions loaded");
@@ -86,22 +102,80 @@ impl AppState {
             .iter()
             .map(|u| u.origin().ascii_serialization())
             .collect();
-        Ok(AppState(Arc::new(Shared {
-            endpoints: Arc::new(Endpoints::from_config(&config.endpoints)),
-            config: Arc::new(config),
-            ceremonies,
-            tokens,
-            store,
-            hook,
-            events,
-            chat: ChatRoom::default(),
-            clock,
-            origins: Arc::new(origins),
-            socket_ids: Arc::new(AtomicU64::new(1)),
-            open_sockets: Arc::new(AtomicU64::new(0)),
-            shutdown: Arc::new(watch::channel(false).0),
-            released: Arc::new(Released(watch::channel(false).0)),
-        })))
+        let workers = match config.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let capacity = Capacity::derive(
+            crate::admission::raise_open_file_limit(),
+            workers,
+            config.server.max_connections_per_worker,
+            config.server.max_sockets,
+        );
+        let anonymous = Anonymous::new(config.limits.unauthenticated_sockets_per_address);
+        let proxies = crate::clientaddr::TrustedProxies::parse(&config.server.trusted_proxies)
+            .map_err(crate::error::Error::internal)?;
+        let per_user = crate::admission::PerUser::new(config.limits.max_sockets_per_user);
+        let open_sockets = Arc::new(AtomicU64::new(0));
+        let store_flush = store.flush_times();
+        let connects = match config.server.max_connects_per_second {
+            0 => None,
+            n => Some(std::sync::Mutex::new(crate::ratelimit::TokenBucket::new(
+                f64::from(n),
+                n,
+                std::time::Instant::now(),
+            ))),
+        };
+        // The gauges read the state they live in through a weak handle: the events (and so the
+        // token table and the store) hold the metrics, so a strong one would keep the store
+        // open forever.
+        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
+            let read = |f: fn(&Shared) -> i64| {
+                let weak = weak.clone();
+                Box::new(move || weak.upgrade().map_or(0, |s| f(&s)))
+                    as Box<dyn Fn() -> i64 + Send + Sync>
+            };
+            let metrics = crate::metrics::Metrics::new(crate::metrics::Sources {
+                open_sockets: read(|s| s.open_sockets.load(Ordering::Relaxed) as i64),
+                sessions: read(|s| s.tokens.len() as i64),
+                pending_ceremonies: read(|s| s.ceremonies.pending().len() as i64),
+                store_flush,
+            });
+            events.attach_metrics(metrics.clone());
+            Shared {
+                metrics,
+                connects,
+                per_user,
+                proxies,
+                capacity,
+                anonymous,
+                endpoints: Arc::new(Endpoints::from_config(&config.endpoints)),
+                config: Arc::new(config),
+                ceremonies,
+                tokens,
+                store,
+                hook,
+                events,
+                chat: ChatRoom::default(),
+                clock,
+                origins: Arc::new(origins),
+                socket_ids: Arc::new(AtomicU64::new(1)),
+                open_sockets,
+                shutdown: Arc::new(watch::channel(false).0),
+                released: Arc::new(Released(watch::channel(false).0)),
+            }
+        });
+        Ok(AppState(shared))
+    }
+
+    /// Takes one upgrade from the server-wide connect allowance.
+    pub fn allow_connect(&self) -> bool {
+        self.connects.as_ref().is_none_or(|bucket| {
+            bucket
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .try_take(std::time::Instant::now())
+        })
     }
 
     pub fn next_socket_id(&self) -> u64 {

@@ -9,14 +9,20 @@
 //! - `credential_use`: credential id → its counter, backup flags and last use, 14 bytes, once
 //!   it has signed in (see [`usage`])
 //! - `sessions`: SHA-256 of a bearer token → [`SessionRecord`] as JSON (see `tokens`)
+//! - `meta`: versions of the indexes (see [`migrate`])
 //!
 //! Invariants: a user and their first passkey are written in one transaction, and a passkey is
 //! only ever inserted by a transaction that first sees its id absent, so two racing registrations
 //! of one credential id (or one username) cannot both win. Callers that promise durability await
 //! [`Store::flush`] before they answer. Domain code only: nothing here knows of HTTP or sockets.
 
+mod admin;
+mod flush;
+mod migrate;
 mod signin;
 mod usage;
+
+pub use migrate::Collision;
 
 use std::path::Path;
 
@@ -27,6 +33,7 @@ use webauthn_rs::prelude::Passkey;
 
 use crate::error::Error;
 use crate::protocol::UserView;
+pub use admin::DeletedUser;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {
@@ -86,6 +93,9 @@ pub struct SessionRecord {
     pub last_used_ms: u64,
     pub user_agent: Option<String>,
     pub address: Option<std::net::IpAddr>,
+    /// The passkey that opened the session (base64url); absent in records from before it was kept.
+    #[serde(default)]
+    pub credential_id: Option<String>,
 }
 
 /// Why a write was refused.
@@ -122,13 +132,12 @@ pub struct Store {
     user_credentials: sled::Tree,
     credential_use: sled::Tree,
     sessions: sled::Tree,
+    /// Versions of the indexes (see [`migrate`]).
+    meta: sled::Tree,
+    flusher: flush::GroupCommit,
 }
 
-/// The key a username is unique under: trimmed and lower-cased, so `Alice@Example.com` and
-/// `alice@example.com` are one account.
-pub fn username_key(name: &str) -> String {
-    name.trim().to_lowercase()
-}
+pub use crate::names::username_key;
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(value).map_err(|e| Error::internal(format!("encode record: {e}")))
@@ -156,28 +165,38 @@ impl Store {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, sled::Error> {
         let db = sled::Config::new().path(dir).open()?;
-        Ok(Store {
+        let store = Store {
             users: db.open_tree("users")?,
             usernames: db.open_tree("usernames")?,
             credentials: db.open_tree("credentials")?,
             user_credentials: db.open_tree("user_credentials")?,
             credential_use: db.open_tree("credential_use")?,
             sessions: db.open_tree("sessions")?,
+            meta: db.open_tree("meta")?,
+            // Every flush ends with fdatasync of sled's log file (see `flush`).
+            flusher: flush::GroupCommit::new(Some(std::fs::File::open(dir.join("db"))?)),
             db,
-        })
+        };
+        store
+            .migrate_usernames()
+            .map_err(|e| sled::Error::Unsupported(format!("username index: {e:?}")))?;
+        Ok(store)
     }
 
-    /// Waits until every write so far is on disk.
-    ///
-    /// A synchronous flush on the blocking pool, not `flush_async`: sled 0.34's `flush_async`
-    /// deadlocks when called concurrently (spacejam/sled#1308, fixed only on sled's unreleased
-    /// main branch), which concurrent registrations did here.
+    /// Waits until every write made before the call is on disk. Concurrent callers share
+    /// flushes (group commit, see [`flush`]): under load one disk flush acknowledges many writes.
     pub async fn flush(&self) -> Result<(), Error> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| Error::internal(format!("flush task: {e}")))??;
-        Ok(())
+        self.flusher.flush(&self.db).await
+    }
+
+    /// Disk flushes run so far (each may acknowledge many writes).
+    pub fn flushes(&self) -> u64 {
+        self.flusher.runs()
+    }
+
+    /// How long the flushes take (for the metrics).
+    pub fn flush_times(&self) -> crate::metrics::AtomicHistogram {
+        self.flusher.times()
     }
 
     pub fn user(&self, id: &Uuid) -> Result<Option<UserRecord>, Error> {

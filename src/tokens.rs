@@ -7,14 +7,20 @@
 //!   token, and a lookup cannot leak the token through timing.
 //! - A session has a stable public id; its token can be refreshed (the old one stops working at
 //!   once, sockets bound to the session carry on) until the session ends.
+//! - Every signed-in socket belongs to a session. A ceremony that hands out no token still opens
+//!   one, *socket-only*: listed, expiring and revocable like any other, never written to disk,
+//!   and ended when its socket closes or signs in again.
+//! - A session records the passkey that opened it, so deleting the passkey can end it.
 //! - A session ends at its absolute expiry (`issued or refreshed + lifetime`), when unused for the
 //!   idle timeout (a socket bound to it counts as use while open), or when revoked. Ending it
 //!   signals [`Ended`](SessionSignal::Ended) to every bound socket at once.
 //! - With a store, every session is written through to sled keyed by its token hash, so a restart
 //!   keeps people signed in. Last-use times are written at most once a minute per session.
+//!   Revocations remove the session from disk before they return an `Ok`; callers that
+//!   acknowledge them await [`Store::flush`] first, so a crash cannot bring a revoked token back.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
@@ -36,6 +42,18 @@ const PERSIST_LAST_USE_EVERY_MS: Millis = 60_000;
 pub struct SessionMeta {
     pub user_agent: Option<String>,
     pub address: Option<IpAddr>,
+    /// The passkey (credential id, base64url) whose sign-in opened the session.
+    pub credential_id: Option<String>,
+}
+
+/// What a user's next session does when they have `limits.max_sessions_per_user` already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// The oldest session ends (its sockets close with 4401).
+    EndOldest,
+    /// The new one is refused with `rate_limited`.
+    Refuse,
 }
 
 /// What a valid token stands for.
@@ -57,6 +75,11 @@ pub struct SessionView {
     pub expires_at: u64,
     pub user_agent: Option<String>,
     pub address: Option<IpAddr>,
+    /// The passkey whose sign-in opened it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    /// True when no token was handed out: the session lives only as long as its socket.
+    pub socket_only: bool,
     /// True for the session the request itself uses.
     pub current: bool,
 }
@@ -111,6 +134,8 @@ struct Session {
     last_used_ms: AtomicU64,
     persisted_last_used_ms: AtomicU64,
     meta: SessionMeta,
+    /// No token was handed out (see the module's invariants); cleared when one is, by refresh.
+    socket_only: AtomicBool,
     sockets: watch::Sender<SessionSignal>,
 }
 
@@ -144,7 +169,12 @@ impl Session {
             last_used_ms: self.last_used_ms.load(Ordering::Relaxed),
             user_agent: self.meta.user_agent.clone(),
             address: self.meta.address,
+            credential_id: self.meta.credential_id.clone(),
         }
+    }
+
+    fn is_socket_only(&self) -> bool {
+        self.socket_only.load(Ordering::Acquire)
     }
 }
 
@@ -157,11 +187,17 @@ pub struct TokenTable {
 struct Inner {
     by_hash: DashMap<TokenHash, Arc<Session>>,
     by_id: DashMap<Uuid, Arc<Session>>,
+    /// Each user's sessions, so per-user work does not scan every session.
+    by_user: DashMap<Uuid, Vec<Uuid>>,
+    /// At most this many sessions per user, and what happens to the next one.
+    per_user: (usize, WhenFull),
     lifetime_ms: Millis,
     idle_ms: Millis,
     clock: SharedClock,
     store: Option<Store>,
     events: Events,
+    /// Users deleted while the server runs (see [`TokenTable::forget_user`]).
+    forgotten: DashMap<Uuid, ()>,
 }
 
 impl TokenTable {
@@ -176,13 +212,24 @@ impl TokenTable {
             inner: Arc::new(Inner {
                 by_hash: DashMap::new(),
                 by_id: DashMap::new(),
+                by_user: DashMap::new(),
+                per_user: (usize::MAX, WhenFull::EndOldest),
                 lifetime_ms: lifetime_secs.saturating_mul(1000),
                 idle_ms: idle_secs.saturating_mul(1000),
                 clock,
                 store,
                 events,
+                forgotten: DashMap::new(),
             }),
         }
+    }
+
+    /// Caps each user's sessions at `max`; `when_full` says what the next one does.
+    pub fn with_sessions_per_user(mut self, max: usize, when_full: WhenFull) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.per_user = (max.max(1), when_full);
+        }
+        self
     }
 
     /// Starts a session for `user` and returns its token.
@@ -191,6 +238,26 @@ impl TokenTable {
         user: Arc<UserView>,
         meta: SessionMeta,
     ) -> Result<(IssuedToken, TokenInfo), Error> {
+        self.open(user, meta, false)
+    }
+
+    /// Starts a socket-only session for `user`: its token is never shown to anyone, it is not
+    /// written to disk, and it ends when [`TokenTable::end_socket_session`] is called for it.
+    pub fn issue_for_socket(
+        &self,
+        user: Arc<UserView>,
+        meta: SessionMeta,
+    ) -> Result<TokenInfo, Error> {
+        Ok(self.open(user, meta, true)?.1)
+    }
+
+    fn open(
+        &self,
+        user: Arc<UserView>,
+        meta: SessionMeta,
+        socket_only: bool,
+    ) -> Result<(IssuedToken, TokenInfo), Error> {
+        self.make_room_for(&user.id)?;
         let (token, hash) = new_token()?;
         let now = self.inner.clock.now_ms();
         let expires_ms = now.saturating_add(self.inner.lifetime_ms);
@@ -203,11 +270,19 @@ impl TokenTable {
             last_used_ms: AtomicU64::new(now),
             persisted_last_used_ms: AtomicU64::new(now),
             meta,
+            socket_only: AtomicBool::new(socket_only),
             sockets: watch::channel(SessionSignal::Live { expires_ms }).0,
         });
         self.persist(&hash, &session)?;
         self.inner.by_hash.insert(hash, session.clone());
         self.inner.by_id.insert(session.id, session.clone());
+        self.index(&session);
+        // Checked after the insert, so a deletion's sweep either sees this session or this
+        // check sees the deletion.
+        if self.is_forgotten(&session.user.id) {
+            let _ = self.end(&session.id, EndReason::Revoked, false);
+            return Err(Error::UnknownUser);
+        }
         self.inner.events.emit(Event::SessionCreated {
             user: session.user.id,
             session: session.id,
@@ -228,7 +303,7 @@ impl TokenTable {
             .map(|s| s.value().clone())
             .ok_or(TokenError::Invalid)?;
         if session.is_expired(now, self.inner.idle_ms) {
-            self.end(&session.id, EndReason::Expired, true);
+            self.expire(&session.id);
             return Err(TokenError::Invalid);
         }
         self.mark_used(&session, now);
@@ -252,9 +327,25 @@ impl TokenTable {
 
     fn persist(&self, hash: &TokenHash, session: &Session) -> Result<(), Error> {
         match &self.inner.store {
-            Some(store) => store.put_session(hash, &session.record()),
-            None => Ok(()),
+            Some(store) if !session.is_socket_only() => store.put_session(hash, &session.record()),
+            _ => Ok(()),
         }
+    }
+
+    fn live(&self, session: &Uuid) -> Option<Arc<Session>> {
+        let s = self.inner.by_id.get(session).map(|s| s.value().clone())?;
+        (!s.is_expired(self.inner.clock.now_ms(), self.inner.idle_ms)).then_some(s)
+    }
+
+    /// Whether the session exists and has not expired: checked before a signed-in socket acts,
+    /// so a frame that races its session's revocation is not served.
+    pub fn is_live(&self, session: &Uuid) -> bool {
+        self.live(session).is_some()
+    }
+
+    /// The user of a live session.
+    pub fn user_of(&self, session: &Uuid) -> Option<Uuid> {
+        self.live(session).map(|s| s.user.id)
     }
 
     /// Subscribes a socket to its session. `None` if the session is already gone.
@@ -283,10 +374,12 @@ impl TokenTable {
             .ok_or(Error::Unauthorized("This session has ended."))?;
         let now = self.inner.clock.now_ms();
         if s.is_expired(now, self.inner.idle_ms) {
-            self.end(session, EndReason::Expired, true);
+            self.expire(session);
             return Err(Error::Unauthorized("This session has ended."));
         }
         let (token, hash) = new_token()?;
+        // A socket-only session that asks for a token becomes an ordinary one.
+        s.socket_only.store(false, Ordering::Release);
         let old = {
             let mut current = s.hash.lock().unwrap_or_else(|e| e.into_inner());
             std::mem::replace(&mut *current, hash)
@@ -308,34 +401,58 @@ impl TokenTable {
         Ok((token, s.info()))
     }
 
-    /// Ends a session; every socket bound to it is told at once. Returns whether it existed.
-    pub fn revoke(&self, session: &Uuid, reason: EndReason) -> bool {
-        self.end(session, reason, false)
+    /// Adds a session to its user's list.
+    fn index(&self, session: &Session) {
+        self.inner
+            .by_user
+            .entry(session.user.id)
+            .or_default()
+            .push(session.id);
     }
 
-    /// Ends every session of `user` except `keep`. Returns how many ended.
-    pub fn revoke_others(&self, user: &Uuid, keep: &Uuid) -> usize {
-        let others: Vec<Uuid> = self
+    /// The sessions of `user` (live or not yet swept).
+    fn of_user(&self, user: &Uuid) -> Vec<Arc<Session>> {
+        let ids = self
             .inner
-            .by_id
-            .iter()
-            .filter(|s| s.user.id == *user && s.id != *keep)
-            .map(|s| s.id)
-            .collect();
-        others
-            .iter()
-            .filter(|id| self.end(id, EndReason::Revoked, false))
-            .count()
+            .by_user
+            .get(user)
+            .map(|ids| ids.clone())
+            .unwrap_or_default();
+        ids.iter()
+            .filter_map(|id| self.inner.by_id.get(id).map(|s| s.value().clone()))
+            .collect()
+    }
+
+    /// Enforces the per-user cap before a new session: the oldest ends, or the new one is
+    /// refused (`limits.when_sessions_full`).
+    fn make_room_for(&self, user: &Uuid) -> Result<(), Error> {
+        let (max, when_full) = self.inner.per_user;
+        let count = self.inner.by_user.get(user).map_or(0, |ids| ids.len());
+        if count < max {
+            return Ok(());
+        }
+        match when_full {
+            WhenFull::Refuse => Err(Error::RateLimited(
+                "This account has as many sessions as it may; end one (sessions.revoke) first.",
+            )),
+            WhenFull::EndOldest => {
+                let mut sessions = self.of_user(user);
+                sessions.sort_by_key(|s| s.created_ms);
+                for s in sessions.iter().take(count + 1 - max) {
+                    self.end(&s.id, EndReason::SessionLimit, false)?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The live sessions of `user`, newest first; `current` marks the caller's own.
     pub fn sessions_of(&self, user: &Uuid, current: Option<&Uuid>) -> Vec<SessionView> {
         let now = self.inner.clock.now_ms();
         let mut sessions: Vec<SessionView> = self
-            .inner
-            .by_id
+            .of_user(user)
             .iter()
-            .filter(|s| s.user.id == *user && !s.is_expired(now, self.inner.idle_ms))
+            .filter(|s| !s.is_expired(now, self.inner.idle_ms))
             .map(|s| SessionView {
                 id: s.id,
                 created_at: s.created_ms / 1000,
@@ -343,62 +460,13 @@ impl TokenTable {
                 expires_at: s.expires_ms.load(Ordering::Relaxed) / 1000,
                 user_agent: s.meta.user_agent.clone(),
                 address: s.meta.address,
+                credential_id: s.meta.credential_id.clone(),
+                socket_only: s.is_socket_only(),
                 current: current == Some(&s.id),
             })
             .collect();
         sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         sessions
-    }
-
-    /// Ends the session if it is (still) expired, or unconditionally when `only_if_expired` is
-    /// false. Only the caller that removes it emits the event.
-    fn end(&self, session: &Uuid, reason: EndReason, only_if_expired: bool) -> bool {
-        let now = self.inner.clock.now_ms();
-        let removed = if only_if_expired {
-            self.inner
-                .by_id
-                .remove_if(session, |_, s| s.is_expired(now, self.inner.idle_ms))
-        } else {
-            self.inner.by_id.remove(session)
-        };
-        let Some((_, s)) = removed else {
-            return false;
-        };
-        let hash = s.hash();
-        self.inner.by_hash.remove(&hash);
-        if let Some(store) = &self.inner.store {
-            if let Err(e) = store.remove_session(&hash) {
-                e.log("remove session");
-            }
-        }
-        s.sockets.send_replace(SessionSignal::Ended);
-        self.inner.events.emit(Event::SessionEnded {
-            user: s.user.id,
-            session: s.id,
-            reason,
-        });
-        true
-    }
-
-    /// Ends the session if its time has come; sockets call this when their expiry timer fires.
-    pub fn expire_if_due(&self, session: &Uuid) -> bool {
-        self.end(session, EndReason::Expired, true)
-    }
-
-    /// Ends every expired session. Returns how many.
-    pub fn sweep(&self) -> usize {
-        let now = self.inner.clock.now_ms();
-        let expired: Vec<Uuid> = self
-            .inner
-            .by_id
-            .iter()
-            .filter(|s| s.is_expired(now, self.inner.idle_ms))
-            .map(|s| s.id)
-            .collect();
-        expired
-            .iter()
-            .filter(|id| self.end(id, EndReason::Expired, true))
-            .count()
     }
 
     pub fn len(&self) -> usize {
@@ -411,6 +479,7 @@ impl TokenTable {
 }
 
 mod persist;
+mod revoke;
 mod secret;
 
 use secret::{decode_hex_32, hash_token, new_token};

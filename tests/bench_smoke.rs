@@ -15,6 +15,7 @@ async fn spawn_server(dir: &tempfile::TempDir) -> (std::net::SocketAddr, wsauthn
     config.limits.ceremonies_per_minute = 1_000_000;
     config.websocket.messages_per_second = 1_000_000;
     config.websocket.message_burst = 1_000_000;
+    config.server.max_connects_per_second = 0;
     config.validate().expect("config is valid");
     let app = App::build(config).await.expect("server starts");
     let addr = app.local_addr();
@@ -82,6 +83,18 @@ async fn connect_bench_opens_protected_sockets_with_tokens() {
         .as_u64()
         .unwrap_or(0);
     assert!(connects > 0, "no connect counted: {report:#}");
+    // Every report sets the server's cost against the floor timed in the same run.
+    let floor = report["floor"]["openssl_p256_verify_us"]
+        .as_f64()
+        .expect("floor");
+    let ratio = report["server"]["cpu_per_op_over_floor"]
+        .as_f64()
+        .expect("ratio to the floor");
+    let cpu = report["server"]["cpu_us_per_op"].as_f64().expect("CPU");
+    assert!(
+        floor > 0.0 && (ratio * floor - cpu).abs() < 1e-6 * cpu,
+        "{report:#}"
+    );
 }
 
 #[actix_web::test]

@@ -83,6 +83,8 @@ function describe(err, during) {
       return `The username “${username}” is taken. If it is yours, sign in instead.`;
     case "unknown_user":
       return `There is no account called “${username}”. Check the spelling, or create an account.`;
+    case "no_passkey":
+      return `The account “${username}” has no passkey left. Add one from a device still signed in to it.`;
     case "credential_in_use":
       return "That passkey already belongs to an account. Sign in with it instead.";
     case "ceremony_not_found":

@@ -31,6 +31,7 @@ export const SERVER_CODES = Object.freeze([
   "not_found",
   "last_passkey",
   "passkey_limit",
+  "no_passkey",
   "internal",
 ]);
 

@@ -69,7 +69,7 @@ impl SignInFixture {
             .expect("runtime");
         let mut key = SoftAuthenticator::new();
         let (id, options) = ceremonies
-            .register_begin(USERNAME, None, false, None)
+            .register_begin(USERNAME, None, false, None, None)
             .expect("register.begin");
         let options = serde_json::to_value(&options).expect("options encode");
         let credential: RegisterPublicKeyCredential = serde_json::from_value(
@@ -78,7 +78,13 @@ impl SignInFixture {
         )
         .expect("credential decodes");
         let registered = runtime
-            .block_on(ceremonies.register_finish(&id, &credential, false, &meta()))
+            .block_on(ceremonies.register_finish(
+                &id,
+                &credential,
+                false,
+                wsauthn::Transport::Http,
+                &meta(),
+            ))
             .expect("register.finish");
         let passkey = ceremonies
             .store()
@@ -116,5 +122,6 @@ pub fn meta() -> SessionMeta {
     SessionMeta {
         user_agent: Some("wsauthn-bench".into()),
         address: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+        credential_id: None,
     }
 }

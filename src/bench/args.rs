@@ -21,7 +21,8 @@ Options:
                          each user gets replies); latency then counts from when each was due
   --mode MODE            register | login | connect | mixed | idle | http (default login)
                            login:   begin + finish with a token on a kept-open /ws socket
-                           connect: open a protected socket with the token, one frame, close
+                           connect: open a protected socket with the token, one frame, then
+                                    the closing handshake until the server ends the TCP stream
                            mixed:   1 register : 3 logins : 6 connects, at random
                            idle:    hold one authenticated protected socket per user
                            http:    GET --http-path with the token as Bearer (keep-alive)
@@ -45,7 +46,8 @@ Options:
 
 Against a wsauthn server, raise its per-socket limits first, or they are what you measure:
 WSAUTHN__LIMITS__CEREMONIES_PER_MINUTE=1000000 WSAUTHN__WEBSOCKET__MESSAGES_PER_SECOND=1000000
-WSAUTHN__WEBSOCKET__MESSAGE_BURST=1000000 (see docs/benchmarks.md).";
+WSAUTHN__WEBSOCKET__MESSAGE_BURST=1000000 WSAUTHN__LIMITS__CEREMONIES_PER_MINUTE_PER_ADDRESS=100000000
+WSAUTHN__SERVER__MAX_CONNECTS_PER_SECOND=0 (scripts/bench-server.sh sets them; docs/benchmarks.md).";
 
 /// Parses the arguments after `bench`. `Ok(None)`: help was asked for.
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, String> {

@@ -142,4 +142,37 @@ impl Socket {
         let close = Message::Close(Some(CloseCode::Normal.into()));
         let _ = tokio::time::timeout(self.timeout, self.framed.send(close)).await;
     }
+
+    /// The whole closing handshake, as browsers and client libraries do it: send a normal close,
+    /// wait for the server's close frame, then read until the server ends the TCP stream (RFC
+    /// 6455 7.1.1: the server closes the connection first). A server that keeps the connection
+    /// open past the handshake makes this wait, as it makes real clients wait.
+    pub async fn close_handshake(mut self) -> Result<(), OpError> {
+        let deadline = Instant::now() + self.timeout;
+        let close = Message::Close(Some(CloseCode::Normal.into()));
+        tokio::time::timeout_at(deadline.into(), self.framed.send(close))
+            .await
+            .map_err(|_| OpError::Timeout)?
+            .map_err(|_| OpError::Closed(None))?;
+        let mut answered = false;
+        loop {
+            let frame = tokio::time::timeout_at(deadline.into(), self.framed.next())
+                .await
+                .map_err(|_| OpError::Timeout)?;
+            match frame {
+                // The end of the stream: after the server's close frame, that is the handshake
+                // done; before it, the server dropped the connection without closing.
+                None => {
+                    return if answered {
+                        Ok(())
+                    } else {
+                        Err(OpError::Closed(None))
+                    }
+                }
+                Some(Err(_)) => return Err(OpError::Closed(None)),
+                Some(Ok(Frame::Close(_))) => answered = true,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
 }

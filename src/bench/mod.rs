@@ -15,6 +15,7 @@
 
 mod args;
 mod client;
+mod floor;
 mod procfs;
 mod report;
 pub mod stats;
@@ -27,10 +28,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
 
 pub use args::{parse_args, USAGE};
+pub use floor::Floor;
 pub use procfs::{sample as sample_process, ProcSample};
 pub use report::{OpReport, Report, ServerReport};
 use stats::{Live, Recorder};
 use user::{ThreadCtx, VirtualUser};
+
+/// How long the floor (one OpenSSL P-256 verification) is timed for, after the window.
+const FLOOR_MEASUREMENT: Duration = Duration::from_secs(1);
 
 /// What each virtual user does in the measured window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +44,8 @@ pub enum Mode {
     Register,
     /// Sign in (begin + finish, with a token) per operation, on a kept-open `/ws` socket.
     Login,
-    /// Open a protected socket with the token, exchange one frame, close.
+    /// Open a protected socket with the token, exchange one frame, close and read until the
+    /// server ends the TCP stream.
     Connect,
     /// 1 register : 3 logins : 6 connects, chosen at random per operation.
     Mixed,
@@ -225,6 +231,14 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
         (Some(start), Some(end)) => Some(end.cpu().saturating_sub(start.cpu())),
         _ => None,
     };
+    // The yardstick for the server's CPU per operation, timed now that the load is over.
+    let floor = match floor::measure(FLOOR_MEASUREMENT) {
+        Ok(floor) => Some(floor),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot time an OpenSSL P-256 verification");
+            None
+        }
+    };
     Ok(Report::new(
         options,
         &recorder,
@@ -236,6 +250,7 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
         },
         server,
         client,
+        floor,
     ))
 }
 

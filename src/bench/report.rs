@@ -9,6 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::floor::Floor;
 use super::procfs::ProcSample;
 use super::stats::{Live, Recorder};
 use super::Options;
@@ -53,6 +54,8 @@ pub struct ServerReport {
     pub cpu_system_secs: f64,
     /// Server CPU time per successful operation, microseconds.
     pub cpu_us_per_op: Option<f64>,
+    /// `cpu_us_per_op` in units of the run's floor (one OpenSSL P-256 verification).
+    pub cpu_per_op_over_floor: Option<f64>,
     pub rss_start_kib: u64,
     /// The highest resident set sampled during the window (every 200 ms), KiB.
     pub rss_peak_kib: u64,
@@ -95,6 +98,7 @@ impl ServerReport {
             cpu_user_secs: end.user.saturating_sub(start.user).as_secs_f64(),
             cpu_system_secs: end.system.saturating_sub(start.system).as_secs_f64(),
             cpu_us_per_op: None,
+            cpu_per_op_over_floor: None,
             rss_start_kib: start.rss_kib,
             rss_peak_kib: peak_rss_kib,
             hwm_kib: end.hwm_kib,
@@ -136,6 +140,8 @@ pub struct Report {
     pub server: Option<ServerReport>,
     /// The load generator's own CPU time per successful operation, microseconds.
     pub client_cpu_us_per_op: Option<f64>,
+    /// One OpenSSL P-256 verification, timed in this run (after the window).
+    pub floor: Option<Floor>,
 }
 
 impl Report {
@@ -145,6 +151,7 @@ impl Report {
         window: Window,
         server: Option<ServerReport>,
         client_cpu: Option<Duration>,
+        floor: Option<Floor>,
     ) -> Self {
         let secs = window.elapsed.as_secs_f64().max(1e-9);
         let (each, all) = recorder.histograms();
@@ -163,6 +170,10 @@ impl Report {
         let per_op = |d: Duration| (ops > 0).then(|| d.as_secs_f64() * 1e6 / ops as f64);
         let server = server.map(|mut s| {
             s.cpu_us_per_op = per_op(Duration::from_secs_f64(s.cpu_secs));
+            s.cpu_per_op_over_floor = s
+                .cpu_us_per_op
+                .zip(floor)
+                .map(|(us, f)| us / f.openssl_p256_verify_us);
             if window.peak_open_sockets > 0 {
                 let grown = s.rss_peak_kib.saturating_sub(s.rss_start_kib);
                 s.rss_per_socket_kib = Some(grown as f64 / window.peak_open_sockets as f64);
@@ -188,6 +199,7 @@ impl Report {
             peak_open_sockets: window.peak_open_sockets,
             server,
             client_cpu_us_per_op: client_cpu.and_then(per_op),
+            floor,
         }
     }
 
@@ -281,6 +293,42 @@ impl Report {
         }
         if let Some(us) = self.client_cpu_us_per_op {
             let _ = writeln!(out, "load generator: {us:.1} µs CPU per operation");
+        }
+        match &self.floor {
+            Some(f) => {
+                let _ = writeln!(
+                    out,
+                    "floor: one OpenSSL P-256 verify = {:.1} µs of CPU ({:.0} verifies/s, \
+                     timed after this run's window, {} clock)",
+                    f.openssl_p256_verify_us, f.verifies_per_sec, f.clock
+                );
+            }
+            None => {
+                let _ = writeln!(out, "floor: not measured (OpenSSL P-256 verify failed)");
+            }
+        }
+        match (
+            &self.server,
+            self.server.as_ref().and_then(|s| s.cpu_per_op_over_floor),
+        ) {
+            (_, Some(ratio)) => {
+                let _ = writeln!(
+                    out,
+                    "server CPU per operation / floor = {ratio:.2} × one P-256 verify"
+                );
+            }
+            (None, _) => {
+                let _ = writeln!(
+                    out,
+                    "server CPU per operation / floor: needs --server-pid (a server on this machine)"
+                );
+            }
+            (Some(_), None) => {
+                let _ = writeln!(
+                    out,
+                    "server CPU per operation / floor: no operation or no floor"
+                );
+            }
         }
         out
     }

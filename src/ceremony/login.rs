@@ -5,7 +5,8 @@ use uuid::Uuid;
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::pending::{CeremonyKind, PendingState};
-use super::{clean_name, Ceremonies, SignedIn};
+use super::{Ceremonies, SignedIn};
+use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::events::Event;
 use crate::tokens::SessionMeta;
@@ -16,18 +17,24 @@ impl Ceremonies {
         &self,
         username: Option<&str>,
         token: bool,
+        from: Option<std::net::IpAddr>,
     ) -> Result<(Uuid, RequestChallengeResponse), Error> {
+        self.allow_begin(from)?;
         let assertions = &self.inner.assertions;
         let (options, state) = match username {
             Some(name) => {
-                let name = clean_name("username", name, self.inner.max_username_chars)?;
+                let name = crate::names::username(name, self.inner.max_username_chars)?;
                 let user = self
                     .store()
                     .user_by_name(&name)?
                     .ok_or(Error::UnknownUser)?;
+                self.inner
+                    .attempts
+                    .check(&user.id, self.inner.clock.now_ms())?;
                 let passkeys = self.store().sign_in_passkeys(&user.id)?;
                 if passkeys.is_empty() {
-                    return Err(Error::UnknownUser);
+                    // The account exists (its name is taken) but has nothing to sign in with.
+                    return Err(Error::NoPasskey);
                 }
                 let (options, state) = assertions.start_login(passkeys)?;
                 let pending = PendingState::Login { state, user, token };
@@ -38,7 +45,7 @@ impl Ceremonies {
                 (options, PendingState::Discoverable { state, token })
             }
         };
-        let id = self.inner.pending.insert(state)?;
+        let id = self.inner.pending.insert(state, from)?;
         Ok((id, options))
     }
 
@@ -48,21 +55,37 @@ impl Ceremonies {
         ceremony_id: &Uuid,
         credential: &PublicKeyCredential,
         token: bool,
+        via: Transport,
         meta: &SessionMeta,
     ) -> Result<SignedIn, Error> {
         let mut user = None;
+        let started = std::time::Instant::now();
         let outcome = self
-            .login_finish_inner(ceremony_id, credential, token, meta, &mut user)
+            .login_finish_inner(ceremony_id, credential, token, via, meta, &mut user)
             .await;
+        if let Some(metrics) = self.inner.events.metrics() {
+            metrics.sign_in().observe(started.elapsed());
+        }
         match &outcome {
-            Ok(signed_in) => self.inner.events.emit(Event::SignInSucceeded {
-                user: signed_in.user.id,
-                credential_id: crate::b64url(credential.get_credential_id()),
-            }),
-            Err(e) => self.inner.events.emit(Event::SignInFailed {
-                user,
-                code: e.code(),
-            }),
+            Ok(signed_in) => {
+                self.inner.attempts.succeeded(&signed_in.user.id);
+                self.inner.events.emit(Event::SignInSucceeded {
+                    user: signed_in.user.id,
+                    credential_id: crate::b64url(credential.get_credential_id()),
+                })
+            }
+            Err(e) => {
+                // A failed verification counts against the account (not a stale ceremony,
+                // nor the backoff's own refusal).
+                if let (Some(user), crate::error::ErrorCode::VerificationFailed) = (&user, e.code())
+                {
+                    self.inner.attempts.failed(user, self.inner.clock.now_ms());
+                }
+                self.inner.events.emit(Event::SignInFailed {
+                    user,
+                    code: e.code(),
+                })
+            }
         }
         outcome
     }
@@ -72,6 +95,7 @@ impl Ceremonies {
         ceremony_id: &Uuid,
         credential: &PublicKeyCredential,
         token: bool,
+        via: Transport,
         meta: &SessionMeta,
         user_seen: &mut Option<Uuid>,
     ) -> Result<SignedIn, Error> {
@@ -82,6 +106,19 @@ impl Ceremonies {
         let (user, result, token_at_begin) = match pending {
             PendingState::Login { state, user, token } => {
                 *user_seen = Some(user.id);
+                // Also at finish: ceremonies begun before the backoff started wait it out too.
+                self.inner
+                    .attempts
+                    .check(&user.id, self.inner.clock.now_ms())?;
+                // WebAuthn L3 §7.2 step 6: a user handle, when the authenticator returns one,
+                // must be the account's (webauthn-rs checks it only on the usernameless path).
+                if let Some(handle) = &credential.response.user_handle {
+                    if handle.as_slice() != user.id.as_bytes() {
+                        return Err(Error::VerificationFailed(
+                            "the passkey's user handle names another account",
+                        ));
+                    }
+                }
                 let result = assertions.finish_login(credential, &state)?;
                 (Some(user), result, token)
             }
@@ -98,6 +135,9 @@ impl Ceremonies {
                         "this passkey is not registered here",
                     ))?;
                 *user_seen = Some(record.user_id);
+                self.inner
+                    .attempts
+                    .check(&record.user_id, self.inner.clock.now_ms())?;
                 if record.user_id != user_id {
                     return Err(Error::VerificationFailed(
                         "the passkey belongs to another account than its user handle names",
@@ -117,6 +157,14 @@ impl Ceremonies {
             Some(user) => user,
             None => self.store().user(&user_id)?.ok_or(Error::UnknownUser)?,
         };
-        self.signed_in(user, token || token_at_begin, meta)
+        let credential_id = crate::b64url(&result.cred_id);
+        self.signed_in(
+            user,
+            &credential_id,
+            token || token_at_begin,
+            via,
+            false,
+            meta,
+        )
     }
 }

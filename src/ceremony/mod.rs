@@ -7,6 +7,7 @@
 //! `topOrigin` check of registration, and issuing tokens.
 //! It knows nothing of sockets or HTTP: `ws/` and `http/` call it.
 
+mod attempts;
 mod login;
 pub mod pending;
 mod register;
@@ -19,6 +20,7 @@ use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder, WebauthnError};
 use crate::assertion::Verifier;
 use crate::clock::SharedClock;
 use crate::config::{Config, ResidentKey};
+use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::events::Events;
 use crate::store::{Store, UserRecord};
@@ -26,11 +28,23 @@ use crate::tokens::{IssuedToken, SessionMeta, TokenInfo, TokenTable};
 
 pub use pending::{CeremonyKind, PendingTable};
 
-/// A finished ceremony: who signed in, and the token if one was asked for.
+/// A finished ceremony: who signed in, and the session it opened.
 #[derive(Debug)]
 pub struct SignedIn {
     pub user: UserRecord,
-    pub token: Option<(IssuedToken, TokenInfo)>,
+    /// The new session, with its token when one was asked for. `None` when the ceremony opened
+    /// none: over HTTP without a token, or a passkey added from a socket that keeps its session.
+    pub session: Option<(Option<IssuedToken>, TokenInfo)>,
+}
+
+impl SignedIn {
+    /// The token handed out, if any.
+    pub fn token(&self) -> Option<(&IssuedToken, &TokenInfo)> {
+        match &self.session {
+            Some((Some(token), info)) => Some((token, info)),
+            _ => None,
+        }
+    }
 }
 
 /// The ceremony service. Cheap to clone.
@@ -48,6 +62,10 @@ struct Inner {
     pending: PendingTable,
     clock: SharedClock,
     events: Events,
+    /// Ceremonies begun per client address, over every connection.
+    begins: crate::ratelimit::PerAddress,
+    /// Failed sign-ins per account (backoff).
+    attempts: attempts::SignInAttempts,
     resident_key: ResidentKey,
     max_username_chars: usize,
     max_passkeys: u32,
@@ -70,9 +88,21 @@ impl Ceremonies {
                 store,
                 tokens,
                 pending: PendingTable::new(
-                    config.limits.max_pending_ceremonies,
-                    config.webauthn.ceremony_timeout_secs,
+                    pending::PendingLimits {
+                        cap: config.limits.max_pending_ceremonies,
+                        per_address: config.limits.pending_ceremonies_per_address,
+                        timeout_secs: config.webauthn.ceremony_timeout_secs,
+                        pressure_timeout_secs: config.limits.ceremony_timeout_under_pressure_secs,
+                    },
                     clock.clone(),
+                ),
+                attempts: attempts::SignInAttempts::new(
+                    config.limits.failed_sign_ins_before_backoff,
+                    config.limits.sign_in_backoff_max_secs,
+                ),
+                begins: crate::ratelimit::PerAddress::new(
+                    config.limits.ceremonies_per_minute_per_address,
+                    60,
                 ),
                 clock,
                 events,
@@ -87,6 +117,24 @@ impl Ceremonies {
         &self.inner.pending
     }
 
+    /// Counts a begin against its address's per-minute allowance.
+    fn allow_begin(&self, from: Option<std::net::IpAddr>) -> Result<(), Error> {
+        match from {
+            Some(ip) if !self.inner.begins.try_take(ip, std::time::Instant::now()) => {
+                Err(Error::RateLimited(
+                    "Too many sign-ins from your address; wait a minute and try again.",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets idle per-address allowances and ended backoffs (called by the periodic sweep).
+    pub fn sweep_allowances(&self) -> usize {
+        self.inner.begins.sweep(std::time::Instant::now())
+            + self.inner.attempts.sweep(self.inner.clock.now_ms())
+    }
+
     pub fn store(&self) -> &Store {
         &self.inner.store
     }
@@ -95,23 +143,33 @@ impl Ceremonies {
         self.inner.clock.now_ms() / 1000
     }
 
-    /// Issues a token when asked, and wraps up a successful ceremony.
+    /// Opens the session a successful ceremony grants: with a token when one was asked for;
+    /// socket-only on a socket that asked for none (every signed-in socket has a session that
+    /// is listed, expires and can be revoked); none over HTTP without a token, or when a socket
+    /// added a passkey to the account it is signed in as (it keeps its session).
     fn signed_in(
         &self,
         user: UserRecord,
+        credential_id: &str,
         want_token: bool,
+        via: Transport,
+        keeps_session: bool,
         meta: &SessionMeta,
     ) -> Result<SignedIn, Error> {
-        let token = if want_token {
-            Some(
-                self.inner
-                    .tokens
-                    .issue(Arc::new(user.view()), meta.clone())?,
-            )
+        let meta = SessionMeta {
+            credential_id: Some(credential_id.to_owned()),
+            ..meta.clone()
+        };
+        let tokens = &self.inner.tokens;
+        let session = if want_token {
+            let (token, info) = tokens.issue(Arc::new(user.view()), meta)?;
+            Some((Some(token), info))
+        } else if via == Transport::WebSocket && !keeps_session {
+            Some((None, tokens.issue_for_socket(Arc::new(user.view()), meta)?))
         } else {
             None
         };
-        Ok(SignedIn { user, token })
+        Ok(SignedIn { user, session })
     }
 }
 
@@ -133,28 +191,6 @@ pub fn build_webauthn(config: &Config) -> Result<Webauthn, Error> {
     builder
         .build()
         .map_err(|e| Error::internal(format!("webauthn config: {e}")))
-}
-
-/// Checks a username or display name: non-empty after trimming, not too long, no control
-/// characters. Returns it trimmed.
-fn clean_name(field: &str, value: &str, max_chars: usize) -> Result<String, Error> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(Error::bad_request(format!(
-            "\"{field}\" must not be empty."
-        )));
-    }
-    if trimmed.chars().count() > max_chars {
-        return Err(Error::bad_request(format!(
-            "\"{field}\" is longer than {max_chars} characters."
-        )));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(Error::bad_request(format!(
-            "\"{field}\" must not contain control characters."
-        )));
-    }
-    Ok(trimmed.to_owned())
 }
 
 /// The members of client data that webauthn-rs does not check.
@@ -212,15 +248,6 @@ fn verification_error(e: WebauthnError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_trimmed_and_checked() {
-        assert_eq!(clean_name("username", "  bob ", 10).unwrap(), "bob");
-        assert!(clean_name("username", "   ", 10).is_err());
-        assert!(clean_name("username", "a\u{0}b", 10).is_err());
-        assert!(clean_name("username", &"é".repeat(11), 10).is_err());
-        assert!(clean_name("username", &"é".repeat(10), 10).is_ok());
-    }
 
     #[test]
     fn cross_origin_client_data_is_refused() {

@@ -11,7 +11,13 @@
 //!
 //! Invariants: state never leaves the server (clients hold only the random `ceremonyId`); a
 //! ceremony is removed from the table *before* it is verified, so it is used at most once; the
-//! table never holds more than `cap` entries, so a flood of begins cannot grow memory.
+//! table never holds more than `cap` entries, so a flood of begins cannot grow memory; one client
+//! address holds at most `per_address` of them, so one client cannot fill it; and when it is full
+//! anyway, ceremonies older than `pressure_timeout` give way to new ones (a real person finishes
+//! a ceremony in well under a minute), so a flood from many addresses cannot lock people out
+//! for the whole ceremony timeout.
+
+use std::net::IpAddr;
 
 use dashmap::DashMap;
 use uuid::Uuid;
@@ -36,6 +42,8 @@ pub enum PendingState {
         state: PasskeyRegistration,
         user: UserRecord,
         existing: bool,
+        /// Adding a passkey: the session that asked, which must still be live at finish.
+        authorized_by: Option<Uuid>,
         token: bool,
     },
     /// Signing in a named user.
@@ -62,37 +70,88 @@ impl PendingState {
 struct Pending {
     state: PendingState,
     expires_ms: Millis,
+    /// The client address that began it (counted in `PendingTable::owners`).
+    owner: Option<IpAddr>,
+}
+
+/// The limits of a [`PendingTable`].
+#[derive(Debug, Clone, Copy)]
+pub struct PendingLimits {
+    pub cap: usize,
+    pub per_address: u32,
+    pub timeout_secs: u64,
+    pub pressure_timeout_secs: u64,
 }
 
 pub struct PendingTable {
     map: DashMap<Uuid, Pending>,
+    /// Ceremonies pending per client address (IPv6 by /64).
+    owners: DashMap<IpAddr, u32>,
     cap: usize,
+    per_address: u32,
     timeout_ms: Millis,
+    pressure_timeout_ms: Millis,
     clock: SharedClock,
 }
 
 impl PendingTable {
-    pub fn new(cap: usize, timeout_secs: u64, clock: SharedClock) -> Self {
+    pub fn new(limits: PendingLimits, clock: SharedClock) -> Self {
         PendingTable {
             map: DashMap::new(),
-            cap,
-            timeout_ms: timeout_secs.saturating_mul(1000),
+            owners: DashMap::new(),
+            cap: limits.cap,
+            per_address: limits.per_address,
+            timeout_ms: limits.timeout_secs.saturating_mul(1000),
+            pressure_timeout_ms: limits
+                .pressure_timeout_secs
+                .min(limits.timeout_secs)
+                .saturating_mul(1000),
             clock,
         }
     }
 
-    /// Stores a new ceremony and returns its id, or `rate_limited` when the table is full of
-    /// live ceremonies.
-    pub fn insert(&self, state: PendingState) -> Result<Uuid, Error> {
-        if self.map.len() >= self.cap && (self.sweep() == 0 || self.map.len() >= self.cap) {
+    /// Stores a new ceremony begun from `from` and returns its id, or `rate_limited` when that
+    /// address has its share pending, or the table is full of live, recent ceremonies.
+    pub fn insert(&self, state: PendingState, from: Option<IpAddr>) -> Result<Uuid, Error> {
+        let owner = from.map(crate::admission::address_key);
+        if let Some(owner) = owner {
+            let mut count = self.owners.entry(owner).or_insert(0);
+            if *count >= self.per_address {
+                return Err(Error::RateLimited(
+                    "Too many sign-ins are in progress from your address; finish one or wait a minute.",
+                ));
+            }
+            *count += 1;
+        }
+        if self.map.len() >= self.cap
+            && (self.sweep() == 0 || self.map.len() >= self.cap)
+            && (self.sweep_older_than(self.pressure_timeout_ms) == 0 || self.map.len() >= self.cap)
+        {
+            self.release(owner);
             return Err(Error::RateLimited(
                 "Too many sign-ins are in progress on this server; try again shortly.",
             ));
         }
         let id = Uuid::new_v4();
         let expires_ms = self.clock.now_ms().saturating_add(self.timeout_ms);
-        self.map.insert(id, Pending { state, expires_ms });
+        self.map.insert(
+            id,
+            Pending {
+                state,
+                expires_ms,
+                owner,
+            },
+        );
         Ok(id)
+    }
+
+    fn release(&self, owner: Option<IpAddr>) {
+        if let Some(owner) = owner {
+            if let Some(mut count) = self.owners.get_mut(&owner) {
+                *count = count.saturating_sub(1);
+            }
+            self.owners.remove_if(&owner, |_, n| *n == 0);
+        }
     }
 
     /// Removes and returns the ceremony if it exists, is of `kind` and has not expired. A
@@ -102,6 +161,7 @@ impl PendingTable {
             .map
             .remove_if(id, |_, p| p.state.kind() == kind)
             .ok_or(Error::CeremonyNotFound)?;
+        self.release(pending.owner);
         if self.clock.now_ms() >= pending.expires_ms {
             return Err(Error::CeremonyNotFound);
         }
@@ -110,15 +170,40 @@ impl PendingTable {
 
     /// Forgets a ceremony (superseded, or its socket closed).
     pub fn cancel(&self, id: &Uuid) {
-        self.map.remove(id);
+        if let Some((_, pending)) = self.map.remove(id) {
+            self.release(pending.owner);
+        }
     }
 
     /// Removes expired ceremonies; returns how many.
     pub fn sweep(&self) -> usize {
-        let now = self.clock.now_ms();
-        let before = self.map.len();
-        self.map.retain(|_, p| now < p.expires_ms);
-        before.saturating_sub(self.map.len())
+        self.sweep_older_than(self.timeout_ms)
+    }
+
+    /// Removes ceremonies begun more than `age_ms` ago; returns how many.
+    fn sweep_older_than(&self, age_ms: Millis) -> usize {
+        // Begun before `cutoff` ⇔ expiring before `cutoff + timeout`.
+        let cutoff = self.clock.now_ms().saturating_sub(age_ms);
+        let expiring_before = cutoff.saturating_add(self.timeout_ms);
+        let mut freed = Vec::new();
+        self.map.retain(|_, p| {
+            let keep = p.expires_ms > expiring_before;
+            if !keep {
+                freed.push(p.owner);
+            }
+            keep
+        });
+        for owner in &freed {
+            self.release(*owner);
+        }
+        freed.len()
+    }
+
+    /// Ceremonies pending from `ip`'s address.
+    pub fn pending_from(&self, ip: IpAddr) -> u32 {
+        self.owners
+            .get(&crate::admission::address_key(ip))
+            .map_or(0, |n| *n)
     }
 
     pub fn len(&self) -> usize {

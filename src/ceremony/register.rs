@@ -5,11 +5,13 @@ use webauthn_rs::prelude::{CreationChallengeResponse, RegisterPublicKeyCredentia
 use webauthn_rs_proto::{AuthenticatorSelectionCriteria, ResidentKeyRequirement};
 
 use super::pending::{CeremonyKind, PendingState};
-use super::{check_same_origin, clean_name, verification_error, Ceremonies, SignedIn};
+use super::{check_same_origin, verification_error, Ceremonies, SignedIn};
 use crate::assertion::{PublicKey, Rejection};
 use crate::config::ResidentKey;
+use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::events::Event;
+use crate::names;
 use crate::store::{CredentialRecord, UserRecord};
 use crate::tokens::SessionMeta;
 
@@ -24,18 +26,23 @@ pub struct Registered {
 
 impl Ceremonies {
     /// `register.begin`. A new username starts a new account; an existing one is allowed only
-    /// when `signed_in_as` is that account (it adds a passkey, excluding the ones it has).
+    /// when `signed_in_as` (user, session) is that account (it adds a passkey, excluding the
+    /// ones it has), and only while that session lives.
     pub fn register_begin(
         &self,
         username: &str,
         display_name: Option<&str>,
         token: bool,
-        signed_in_as: Option<Uuid>,
+        signed_in_as: Option<(Uuid, Uuid)>,
+        from: Option<std::net::IpAddr>,
     ) -> Result<(Uuid, CreationChallengeResponse), Error> {
+        self.allow_begin(from)?;
         let max = self.inner.max_username_chars;
-        let name = clean_name("username", username, max)?;
+        let name = names::username(username, max)?;
+        let signed_in_as = signed_in_as
+            .filter(|(user, session)| self.inner.tokens.user_of(session) == Some(*user));
         let (user, existing, exclude) = match self.store().user_by_name(&name)? {
-            Some(user) if signed_in_as == Some(user.id) => {
+            Some(user) if signed_in_as.map(|(u, _)| u) == Some(user.id) => {
                 if user.passkeys >= self.inner.max_passkeys {
                     return Err(Error::PasskeyLimit(self.inner.max_passkeys));
                 }
@@ -50,7 +57,7 @@ impl Ceremonies {
             Some(_) => return Err(Error::UsernameTaken),
             None => {
                 let display_name = match display_name {
-                    Some(d) => clean_name("displayName", d, max)?,
+                    Some(d) => names::nickname("displayName", d, max)?,
                     None => name.clone(),
                 };
                 let user = UserRecord {
@@ -69,12 +76,16 @@ impl Ceremonies {
             .start_passkey_registration(user.id, &user.name, &user.display_name, exclude)
             .map_err(|e| Error::internal(format!("start registration: {e}")))?;
         set_resident_key(&mut options, self.inner.resident_key);
-        let id = self.inner.pending.insert(PendingState::Register {
+        let pending = PendingState::Register {
             state,
             user,
             existing,
+            authorized_by: signed_in_as
+                .filter(|_| existing)
+                .map(|(_, session)| session),
             token,
-        })?;
+        };
+        let id = self.inner.pending.insert(pending, from)?;
         Ok((id, options))
     }
 
@@ -85,11 +96,12 @@ impl Ceremonies {
         ceremony_id: &Uuid,
         credential: &RegisterPublicKeyCredential,
         token: bool,
+        via: Transport,
         meta: &SessionMeta,
     ) -> Result<Registered, Error> {
         let mut username = None;
         let outcome = self
-            .register_finish_inner(ceremony_id, credential, token, meta, &mut username)
+            .register_finish_inner(ceremony_id, credential, token, via, meta, &mut username)
             .await;
         match &outcome {
             Ok(done) => {
@@ -120,6 +132,7 @@ impl Ceremonies {
         ceremony_id: &Uuid,
         credential: &RegisterPublicKeyCredential,
         token: bool,
+        via: Transport,
         meta: &SessionMeta,
         username: &mut Option<String>,
     ) -> Result<Registered, Error> {
@@ -127,6 +140,7 @@ impl Ceremonies {
             state,
             user,
             existing,
+            authorized_by,
             token: token_at_begin,
         } = self
             .inner
@@ -136,6 +150,13 @@ impl Ceremonies {
             return Err(Error::CeremonyNotFound);
         };
         *username = Some(user.name.clone());
+        // Adding a passkey is allowed only while the session that asked for it lives: one
+        // revoked in the meantime (logout, sessions.revoke, a deleted passkey) cannot finish.
+        if existing && authorized_by.and_then(|s| self.inner.tokens.user_of(&s)) != Some(user.id) {
+            return Err(Error::Unauthorized(
+                "The session that began adding this passkey has ended; sign in again.",
+            ));
+        }
         check_same_origin(&credential.response.client_data_json)?;
         // Answered before verification so the reason is clear (webauthn-rs reports an excluded
         // credential as an altered algorithm); the transaction below is the real guard.
@@ -170,8 +191,9 @@ impl Ceremonies {
         }
         self.store().flush().await?;
         let credential_id = crate::b64url(record.passkey.cred_id());
+        let want_token = token || token_at_begin;
         Ok(Registered {
-            signed_in: self.signed_in(user, token || token_at_begin, meta)?,
+            signed_in: self.signed_in(user, &credential_id, want_token, via, existing, meta)?,
             credential_id,
             new_account: !existing,
         })

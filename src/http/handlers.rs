@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{caller, RequestAuth};
 use crate::api;
+use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::protocol::{
     LoginBegin, LoginFinish, PasskeyDelete, PasskeyRename, RegisterBegin, RegisterFinish,
@@ -68,13 +69,20 @@ pub async fn register_finish(
 ) -> Reply {
     let caller = caller(&req, &state)?;
     let ceremony = required_ceremony(body.ceremony_id)?;
-    ok(api::register_finish(&state, &caller, &ceremony, &body)
-        .await?
-        .0)
+    ok(
+        api::register_finish(&state, &caller, Transport::Http, &ceremony, &body)
+            .await?
+            .0,
+    )
 }
 
-pub async fn login_begin(state: web::Data<AppState>, body: web::Json<LoginBegin>) -> Reply {
-    ok(api::login_begin(&state, &body)?)
+pub async fn login_begin(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginBegin>,
+) -> Reply {
+    let caller = caller(&req, &state)?;
+    ok(api::login_begin(&state, &caller, &body)?)
 }
 
 pub async fn login_finish(
@@ -84,9 +92,11 @@ pub async fn login_finish(
 ) -> Reply {
     let caller = caller(&req, &state)?;
     let ceremony = required_ceremony(body.ceremony_id)?;
-    ok(api::login_finish(&state, &caller, &ceremony, &body)
-        .await?
-        .0)
+    ok(
+        api::login_finish(&state, &caller, Transport::Http, &ceremony, &body)
+            .await?
+            .0,
+    )
 }
 
 pub async fn passkeys_list(req: HttpRequest, state: web::Data<AppState>) -> Reply {
@@ -120,6 +130,8 @@ pub async fn passkey_rename(
 pub struct DeleteQuery {
     #[serde(default)]
     allow_last: bool,
+    #[serde(default)]
+    keep_sessions: bool,
 }
 
 pub async fn passkey_delete(
@@ -131,6 +143,7 @@ pub async fn passkey_delete(
     let delete = PasskeyDelete {
         credential_id: id.into_inner(),
         allow_last: query.allow_last,
+        keep_sessions: query.keep_sessions,
     };
     ok(api::passkey_delete(&state, &caller(&req, &state)?, &delete).await?)
 }
@@ -146,18 +159,14 @@ pub async fn session_revoke(
 ) -> Reply {
     let session =
         Uuid::parse_str(&id).map_err(|_| Error::NotFound("No session of yours has this id."))?;
-    ok(api::session_revoke(
-        &state,
-        &caller(&req, &state)?,
-        &session,
-    )?)
+    ok(api::session_revoke(&state, &caller(&req, &state)?, &session).await?)
 }
 
 pub async fn sessions_revoke_others(req: HttpRequest, state: web::Data<AppState>) -> Reply {
-    ok(api::sessions_revoke_others(&state, &caller(&req, &state)?)?)
+    ok(api::sessions_revoke_others(&state, &caller(&req, &state)?).await?)
 }
 
 /// `POST /api/sessions/refresh`: a new token for the same session; the old one stops working.
 pub async fn refresh(req: HttpRequest, state: web::Data<AppState>) -> Reply {
-    ok(api::refresh(&state, &caller(&req, &state)?)?.0)
+    ok(api::refresh(&state, &caller(&req, &state)?).await?.0)
 }

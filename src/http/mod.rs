@@ -6,7 +6,15 @@
 //! the unauthorized hook when that fails, and leaves a [`RequestAuth`] in the request's
 //! extensions for handlers and sockets to read.
 
+pub mod admin;
+pub mod cors;
+mod deadline;
 pub mod handlers;
+mod headers;
+pub mod metrics;
+
+pub use deadline::request_deadline;
+pub use headers::security_headers;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -34,6 +42,21 @@ pub enum RequestAuth {
 /// Longest User-Agent kept with a session.
 const MAX_USER_AGENT: usize = 256;
 
+/// The client's address: the peer's, or behind a trusted proxy the one it forwarded for
+/// (`server.trusted_proxies`, see [`crate::clientaddr`]).
+pub fn client_ip(req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Some(peer);
+    };
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    Some(state.proxies.client(
+        peer,
+        header(header::FORWARDED),
+        header(header::HeaderName::from_static("x-forwarded-for")),
+    ))
+}
+
 /// Where a request comes from, as recorded with a session it opens.
 pub fn session_meta(req: &actix_web::HttpRequest) -> crate::tokens::SessionMeta {
     let user_agent = req
@@ -43,7 +66,8 @@ pub fn session_meta(req: &actix_web::HttpRequest) -> crate::tokens::SessionMeta 
         .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
     crate::tokens::SessionMeta {
         user_agent,
-        address: req.peer_addr().map(|a| a.ip()),
+        address: client_ip(req),
+        credential_id: None,
     }
 }
 
@@ -56,7 +80,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::LastPasskey | ErrorCode::PasskeyLimit => StatusCode::CONFLICT,
+        ErrorCode::LastPasskey | ErrorCode::PasskeyLimit | ErrorCode::NoPasskey => {
+            StatusCode::CONFLICT
+        }
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -91,6 +117,14 @@ impl ResponseError for Error {
         match self {
             Error::InvalidToken => unauthorized_response(self, true),
             Error::Unauthorized(_) => unauthorized_response(self, false),
+            Error::RateLimited(_) => {
+                let mut response = error_response(self, StatusCode::TOO_MANY_REQUESTS);
+                // Every allowance refills within a minute; most within seconds.
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+                response
+            }
             other => error_response(other, status_of(other.code())),
         }
     }
@@ -103,13 +137,18 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .get(header::AUTHORIZATION)?
         .to_str()
         .unwrap_or("Bearer ");
+    parse_bearer(value)
+}
+
+/// The token of an `Authorization` header's value, as [`bearer_token`] reads it.
+pub fn parse_bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
 }
 
-fn is_websocket_upgrade(req: &ServiceRequest) -> bool {
+pub(crate) fn is_websocket_upgrade(req: &ServiceRequest) -> bool {
     req.headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -127,7 +166,8 @@ pub async fn enforce_policy<B: MessageBody + 'static>(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
-    if state.endpoints.policy(req.path()) == AuthPolicy::None {
+    // The backend API takes the admin key, never a user's token, whatever the policy says.
+    if admin::is_admin_path(req.path()) || state.endpoints.policy(req.path()) == AuthPolicy::None {
         return next
             .call(req)
             .await
@@ -162,7 +202,7 @@ pub async fn enforce_policy<B: MessageBody + 'static>(
         },
         path: req.path(),
         reason,
-        peer: req.peer_addr().map(|a| a.ip()),
+        peer: client_ip(req.request()),
     });
     let response = match verdict {
         Verdict::Allow => {
@@ -217,12 +257,25 @@ fn json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(limit)
         .error_handler(|err, _req| {
-            let message = format!("The request body is not acceptable JSON: {err}.");
-            actix_web::error::InternalError::from_response(
-                err,
-                error_response(&Error::BadRequest(message.clone()), StatusCode::BAD_REQUEST),
-            )
-            .into()
+            let response = match &err {
+                actix_web::error::JsonPayloadError::Payload(p)
+                    if deadline::is_deadline_error(p) =>
+                {
+                    let mut response = error_response(
+                        &Error::bad_request("The request body did not arrive in time."),
+                        StatusCode::REQUEST_TIMEOUT,
+                    );
+                    response
+                        .head_mut()
+                        .set_connection_type(actix_web::http::ConnectionType::Close);
+                    response
+                }
+                _ => {
+                    let message = format!("The request body is not acceptable JSON: {err}.");
+                    error_response(&Error::BadRequest(message), StatusCode::BAD_REQUEST)
+                }
+            };
+            actix_web::error::InternalError::from_response(err, response).into()
         })
 }
 
@@ -235,6 +288,7 @@ pub fn routes(
     use handlers as h;
     cfg.app_data(json_config(body_limit))
         .route("/healthz", web::get().to(h::healthz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/api/me", web::get().to(h::me))
         .route("/auth/verify", web::get().to(h::forward_auth))
         .route("/api/register/begin", web::post().to(h::register_begin))
@@ -253,7 +307,8 @@ pub fn routes(
         .route("/api/sessions/{id}", web::delete().to(h::session_revoke))
         .route("/ws", web::get().to(crate::ws::ceremony_socket))
         .route("/echo", web::get().to(crate::ws::echo_socket))
-        .route("/chat", web::get().to(crate::ws::chat_socket));
+        .route("/chat", web::get().to(crate::ws::chat_socket))
+        .configure(admin::routes);
     if let Some(dir) = static_dir {
         cfg.service(actix_files::Files::new("/", dir).index_file("index.html"));
     }

@@ -237,8 +237,9 @@ fn golden_account_and_session_frames() {
         None,
         ServerMsg::PasskeysDeleteResult(PasskeyDeleted {
             credential_id: "AQID".into(),
+            sessions_ended: 2,
         }),
-        json!({"type":"passkeys.delete.result","credentialId":"AQID"}),
+        json!({"type":"passkeys.delete.result","credentialId":"AQID","sessionsEnded":2}),
     );
     golden(
         None,
@@ -250,11 +251,14 @@ fn golden_account_and_session_frames() {
                 expires_at: 3,
                 user_agent: Some("UA".into()),
                 address: Some("127.0.0.1".parse().unwrap()),
+                credential_id: Some("AQID".into()),
+                socket_only: false,
                 current: true,
             }],
         }),
         json!({"type":"sessions.list.result","sessions":[{"id":"00000000-0000-0000-0000-000000000000",
-               "createdAt":1,"lastUsedAt":2,"expiresAt":3,"userAgent":"UA","address":"127.0.0.1","current":true}]}),
+               "createdAt":1,"lastUsedAt":2,"expiresAt":3,"userAgent":"UA","address":"127.0.0.1",
+               "credentialId":"AQID","socketOnly":false,"current":true}]}),
     );
     golden(
         Some(MsgId::String("r".into())),

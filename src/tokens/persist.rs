@@ -1,6 +1,6 @@
 //! Loading the sessions written through to sled back into the table at start.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -36,13 +36,16 @@ impl TokenTable {
                 meta: SessionMeta {
                     user_agent: record.user_agent,
                     address: record.address,
+                    credential_id: record.credential_id,
                 },
+                socket_only: AtomicBool::new(false),
                 sockets: watch::channel(SessionSignal::Live {
                     expires_ms: record.expires_ms,
                 })
                 .0,
             });
             self.inner.by_hash.insert(hash, session.clone());
+            self.index(&session);
             self.inner.by_id.insert(record.id, session);
             loaded += 1;
         }

@@ -123,12 +123,12 @@ async fn revoking_fires_every_watching_socket() {
     let (tok, info) = issue(&t, &user());
     let mut a = t.watch(&info.session).unwrap();
     let mut b = t.watch(&info.session).unwrap();
-    assert!(t.revoke(&info.session, EndReason::Logout));
+    assert!(t.revoke(&info.session, EndReason::Logout).unwrap());
     a.fired().await;
     b.fired().await;
     assert!(t.lookup(tok.as_str()).is_err());
     assert!(t.watch(&info.session).is_none());
-    assert!(!t.revoke(&info.session, EndReason::Logout));
+    assert!(!t.revoke(&info.session, EndReason::Logout).unwrap());
 }
 
 #[tokio::test]
@@ -157,7 +157,7 @@ fn revoke_others_keeps_only_the_current_session_of_that_user() {
     issue(&t, &alice);
     let (_, bobs) = issue(&t, &bob);
     assert_eq!(t.sessions_of(&alice.id, Some(&keep.session)).len(), 3);
-    assert_eq!(t.revoke_others(&alice.id, &keep.session), 2);
+    assert_eq!(t.revoke_others(&alice.id, &keep.session).unwrap(), 2);
     let left = t.sessions_of(&alice.id, Some(&keep.session));
     assert_eq!(left.len(), 1);
     assert!(left[0].current);
@@ -190,10 +190,15 @@ fn sessions_survive_a_reload_from_the_store_and_expired_ones_do_not() {
     let meta = SessionMeta {
         user_agent: Some("test-agent".into()),
         address: Some("127.0.0.1".parse().unwrap()),
+        credential_id: Some("AQID".into()),
     };
     let (kept, info) = t.issue(Arc::new(record.view()), meta.clone()).unwrap();
     let (revoked, gone) = t.issue(Arc::new(record.view()), meta).unwrap();
-    t.revoke(&gone.session, EndReason::Logout);
+    t.revoke(&gone.session, EndReason::Logout).unwrap();
+    let socket_only = t
+        .issue_for_socket(Arc::new(record.view()), SessionMeta::default())
+        .unwrap();
+    assert!(t.is_live(&socket_only.session));
 
     let reloaded = mk();
     assert_eq!(reloaded.load().unwrap(), 1);
@@ -212,4 +217,76 @@ fn sessions_survive_a_reload_from_the_store_and_expired_ones_do_not() {
         store.sessions().unwrap().is_empty(),
         "and are removed from disk"
     );
+}
+
+#[tokio::test]
+async fn a_socket_only_session_is_listed_expires_and_ends_with_its_socket() {
+    let clock = ManualClock::new();
+    let t = table(&clock);
+    let u = user();
+    let info = t
+        .issue_for_socket(u.clone(), SessionMeta::default())
+        .unwrap();
+    let listed = t.sessions_of(&u.id, Some(&info.session));
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].socket_only && listed[0].current);
+    assert_eq!(t.user_of(&info.session), Some(u.id));
+    // Like any session it can be revoked, and its sockets are told.
+    let mut watch = t.watch(&info.session).unwrap();
+    let other = t
+        .issue_for_socket(u.clone(), SessionMeta::default())
+        .unwrap();
+    assert_eq!(t.revoke_others(&u.id, &other.session).unwrap(), 1);
+    watch.fired().await;
+    // It ends when its socket does; a session with a token does not.
+    let (_, with_token) = issue(&t, &u);
+    t.end_socket_session(&other.session);
+    t.end_socket_session(&with_token.session);
+    assert!(!t.is_live(&other.session));
+    assert!(t.is_live(&with_token.session));
+    // It reaches its absolute lifetime like any other, socket or not.
+    let last = t
+        .issue_for_socket(u.clone(), SessionMeta::default())
+        .unwrap();
+    let _open_socket = t.watch(&last.session).unwrap();
+    clock.advance(std::time::Duration::from_secs(86_401));
+    assert!(!t.is_live(&last.session));
+}
+
+#[test]
+fn deleting_a_passkey_ends_the_sessions_it_opened_and_no_others() {
+    let t = table(&ManualClock::new());
+    let (alice, bob) = (user(), user());
+    let by = |cred: &str| SessionMeta {
+        credential_id: Some(cred.into()),
+        ..SessionMeta::default()
+    };
+    let a1 = t.issue(alice.clone(), by("K1")).unwrap().1;
+    let a2 = t.issue_for_socket(alice.clone(), by("K1")).unwrap();
+    let a3 = t.issue(alice.clone(), by("K2")).unwrap().1;
+    let b1 = t.issue(bob.clone(), by("K1")).unwrap().1;
+    assert_eq!(t.revoke_opened_by(&alice.id, "K1").unwrap(), 2);
+    assert!(!t.is_live(&a1.session) && !t.is_live(&a2.session));
+    assert!(t.is_live(&a3.session), "opened by another passkey");
+    assert!(t.is_live(&b1.session), "another user's session");
+    assert_eq!(t.revoke_user(&alice.id).unwrap(), 1);
+    assert!(t.is_live(&b1.session));
+}
+
+#[test]
+fn a_deleted_user_gets_no_new_session_even_from_a_sign_in_that_passed_before() {
+    let t = table(&ManualClock::new());
+    let (gone, stays) = (user(), user());
+    let before = issue(&t, &gone).1;
+    assert_eq!(t.forget_user(&gone.id).unwrap(), 1);
+    assert!(!t.is_live(&before.session));
+    assert!(matches!(
+        t.issue(gone.clone(), SessionMeta::default()),
+        Err(Error::UnknownUser)
+    ));
+    assert!(t
+        .issue_for_socket(gone.clone(), SessionMeta::default())
+        .is_err());
+    assert!(t.sessions_of(&gone.id, None).is_empty());
+    assert!(t.issue(stays.clone(), SessionMeta::default()).is_ok());
 }

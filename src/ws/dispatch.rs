@@ -4,7 +4,6 @@
 //! and anything the socket loop must do next (watch a token, close). Bad frames get an `error`
 //! reply and leave the socket open; only the unauthorized hook can close it from here.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use uuid::Uuid;
@@ -17,7 +16,7 @@ use crate::error::Error;
 use crate::protocol::{self, ClientMsg, MsgId, ServerMsg};
 use crate::ratelimit::TokenBucket;
 use crate::state::AppState;
-use crate::tokens::{Revocation, SessionMeta};
+use crate::tokens::{Revocation, SessionMeta, TokenInfo};
 
 /// Which endpoint a socket was opened on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +58,10 @@ pub struct SocketCtx {
     pub caller: Caller,
     /// A protected socket opened without a token: the next frame must be a valid `auth`.
     pub awaiting_auth: bool,
+    /// Counts the socket against its address's cap on sockets not signed in, until it signs in.
+    pub anonymous: Option<crate::admission::AnonymousSlot>,
+    /// Counts the socket against its user's cap on open sockets.
+    pub user_slot: Option<crate::admission::UserSlot>,
     /// Only on `/ws`: other sockets run no ceremonies and carry none of this.
     ceremonies: Option<Box<CeremonySlots>>,
 }
@@ -88,6 +91,8 @@ impl SocketCtx {
                 ..Caller::default()
             },
             awaiting_auth: false,
+            anonymous: None,
+            user_slot: None,
             ceremonies: (kind == SocketKind::Ceremony).then(|| {
                 Box::new(CeremonySlots {
                     register: None,
@@ -96,6 +101,11 @@ impl SocketCtx {
                 })
             }),
         }
+    }
+
+    /// Whether the socket has a ceremony pending.
+    pub fn has_pending_ceremony(&self) -> bool {
+        self.pending_ceremonies().next().is_some()
     }
 
     /// Ceremonies this socket still has pending, to cancel when it closes.
@@ -177,7 +187,12 @@ pub async fn dispatch(ctx: &mut SocketCtx, state: &AppState, text: &str, now: In
     let id = envelope.id.as_ref();
     match handle(ctx, state, envelope.msg, id, now).await {
         Ok(outcome) => outcome,
-        Err(err) => Outcome::error(id, &err),
+        Err(err) => {
+            if err.code() == crate::error::ErrorCode::RateLimited {
+                state.metrics.rate_limited();
+            }
+            Outcome::error(id, &err)
+        }
     }
 }
 
@@ -229,6 +244,16 @@ async fn handle(
             msg.type_name()
         )));
     }
+    // A frame that races its session's revocation is not served: the socket closes as its
+    // revocation signal would close it.
+    if let Some(session) = &ctx.caller.session {
+        if !state.tokens.is_live(session) {
+            return Ok(Outcome {
+                close: Some(Close::unauthorized()),
+                ..Outcome::default()
+            });
+        }
+    }
     let reply = |msg| Ok(Outcome::reply(id, msg));
     match msg {
         ClientMsg::RegisterBegin(req) => {
@@ -242,7 +267,8 @@ async fn handle(
         ClientMsg::RegisterFinish(req) => {
             let ceremony = resolve(&mut slots(ctx)?.register, req.ceremony_id)?;
             let (result, signed_in) =
-                api::register_finish(state, &ctx.caller, &ceremony, &req).await?;
+                api::register_finish(state, &ctx.caller, Transport::WebSocket, &ceremony, &req)
+                    .await?;
             let watch = sign_in(ctx, state, signed_in);
             Ok(Outcome {
                 watch,
@@ -251,7 +277,7 @@ async fn handle(
         }
         ClientMsg::LoginBegin(req) => {
             take_ceremony_slot(ctx, now)?;
-            let options = api::login_begin(state, &req)?;
+            let options = api::login_begin(state, &ctx.caller, &req)?;
             if let Some(old) = slots(ctx)?.login.replace(options.ceremony_id) {
                 state.ceremonies.pending().cancel(&old);
             }
@@ -260,7 +286,8 @@ async fn handle(
         ClientMsg::LoginFinish(req) => {
             let ceremony = resolve(&mut slots(ctx)?.login, req.ceremony_id)?;
             let (result, signed_in) =
-                api::login_finish(state, &ctx.caller, &ceremony, &req).await?;
+                api::login_finish(state, &ctx.caller, Transport::WebSocket, &ceremony, &req)
+                    .await?;
             let watch = sign_in(ctx, state, signed_in);
             Ok(Outcome {
                 watch,
@@ -269,14 +296,14 @@ async fn handle(
         }
         ClientMsg::Auth { token } => auth(ctx, state, id, &token),
         ClientMsg::Logout {} => {
-            api::logout(state, &ctx.caller)?;
-            // With a session, its end closes this socket (4401) right after the reply.
+            api::logout(state, &ctx.caller).await?;
+            // Its session's end closes this socket (4401) right after the reply.
             ctx.caller.user = None;
             ctx.caller.session = None;
             reply(ServerMsg::LogoutResult {})
         }
         ClientMsg::Refresh {} => {
-            let (refreshed, _) = api::refresh(state, &ctx.caller)?;
+            let (refreshed, _) = api::refresh(state, &ctx.caller).await?;
             reply(ServerMsg::RefreshResult(refreshed))
         }
         ClientMsg::Ping {} => reply(ServerMsg::Pong {}),
@@ -295,10 +322,10 @@ async fn handle(
             &ctx.caller,
         )?)),
         ClientMsg::SessionsRevoke(req) => reply(ServerMsg::SessionsRevokeResult(
-            api::session_revoke(state, &ctx.caller, &req.session_id)?,
+            api::session_revoke(state, &ctx.caller, &req.session_id).await?,
         )),
         ClientMsg::SessionsRevokeOthers {} => reply(ServerMsg::SessionsRevokeOthersResult(
-            api::sessions_revoke_others(state, &ctx.caller)?,
+            api::sessions_revoke_others(state, &ctx.caller).await?,
         )),
         ClientMsg::Message { text } => {
             if ctx.kind != SocketKind::Chat {
@@ -350,13 +377,30 @@ fn resolve(latest: &mut Option<Uuid>, given: Option<Uuid>) -> Result<Uuid, Error
     Ok(id)
 }
 
-/// Applies a successful ceremony to the socket: it is now signed in, and bound to the new
-/// session if a token was issued.
+/// Applies a successful ceremony to the socket: it is now signed in as the ceremony's user and
+/// bound to the session it opened (socket-only when no token was asked for). A ceremony that
+/// opened none (a passkey added to the socket's own account) leaves the binding as it was.
 fn sign_in(ctx: &mut SocketCtx, state: &AppState, signed_in: SignedIn) -> Option<Revocation> {
-    ctx.caller.user = Some(Arc::new(signed_in.user.view()));
-    let (_, info) = signed_in.token?;
-    ctx.caller.session = Some(info.session);
-    state.tokens.watch(&info.session)
+    let (_, info) = signed_in.session?;
+    // A ceremony's sign-in is counted but not refused: the ceremony limits bound those.
+    let slot = state.per_user.admit_key(info.user.id);
+    let watch = bind(ctx, state, &info)?;
+    ctx.user_slot = slot.or(ctx.user_slot.take());
+    Some(watch)
+}
+
+/// Binds the socket to a session: one socket, one identity, one session. The session it was
+/// bound to before is left, and ended if it was this socket's own (socket-only).
+fn bind(ctx: &mut SocketCtx, state: &AppState, info: &TokenInfo) -> Option<Revocation> {
+    let watch = state.tokens.watch(&info.session)?;
+    ctx.anonymous = None;
+    if let Some(old) = ctx.caller.session.replace(info.session) {
+        if old != info.session {
+            state.tokens.end_socket_session(&old);
+        }
+    }
+    ctx.caller.user = Some(info.user.clone());
+    Some(watch)
 }
 
 /// `auth`: binds the socket to a valid token's session.
@@ -370,12 +414,24 @@ fn auth(
         .tokens
         .lookup(token)
         .map_err(|_| Error::InvalidToken)?;
-    let watch = state
-        .tokens
-        .watch(&info.session)
-        .ok_or(Error::InvalidToken)?;
-    ctx.caller.user = Some(info.user.clone());
-    ctx.caller.session = Some(info.session);
+    let same_user = ctx
+        .caller
+        .user
+        .as_ref()
+        .is_some_and(|u| u.id == info.user.id);
+    let slot = match same_user {
+        true => ctx.user_slot.take(),
+        false => Some(
+            state
+                .per_user
+                .admit_key(info.user.id)
+                .ok_or(Error::RateLimited(
+                    "This account has as many sockets open as it may; close one first.",
+                ))?,
+        ),
+    };
+    let watch = bind(ctx, state, &info).ok_or(Error::InvalidToken)?;
+    ctx.user_slot = slot;
     Ok(Outcome {
         watch: Some(watch),
         ..Outcome::reply(id, ServerMsg::AuthResult(api::whoami(&info)))

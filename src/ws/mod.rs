@@ -1,8 +1,11 @@
 //! WebSocket endpoints: the upgrade (Origin check, token from the upgrade request) and the
-//! hand-off to a per-socket loop. `dispatch` holds what frames mean; `session` the socket loop.
+//! hand-off to a per-socket loop. `dispatch` holds what frames mean; `session` the socket loop;
+//! `closing` the closing handshake and the end of the TCP connection.
 
+mod closing;
 pub mod dispatch;
 mod expiry;
+mod limit;
 pub mod session;
 
 use std::time::Instant;
@@ -39,6 +42,16 @@ pub async fn chat_socket(
     upgrade(req, body, &state, SocketKind::Chat, "/chat")
 }
 
+/// A refused upgrade that may be tried again later.
+fn busy(err: &Error, status: actix_web::http::StatusCode) -> HttpResponse {
+    let mut response = error_response(err, status);
+    response.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static("5"),
+    );
+    response
+}
+
 /// Browsers always send `Origin`; native clients usually do not.
 fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
     match req.headers().get(actix_web::http::header::ORIGIN) {
@@ -71,14 +84,33 @@ fn upgrade(
         SocketKind::Ceremony => session_meta(&req),
         SocketKind::Echo | SocketKind::Chat => SessionMeta {
             user_agent: None,
-            address: req.peer_addr().map(|a| a.ip()),
+            address: crate::http::client_ip(&req),
+            credential_id: None,
         },
     };
+    if !state.allow_connect() {
+        let err =
+            Error::RateLimited("Too many connections are opening at once; try again shortly.");
+        return busy(&err, actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
+    if state.open_sockets() >= state.capacity.sockets {
+        let err =
+            Error::RateLimited("The server holds as many sockets as it can; try again shortly.");
+        return busy(&err, actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let peer = meta.address;
     let mut ctx = SocketCtx::new(state, kind, path, meta, Instant::now());
     let mut revocation = None;
     match auth {
         Some(RequestAuth::User(info)) => match state.tokens.watch(&info.session) {
             Some(watch) => {
+                let Some(slot) = state.per_user.admit_key(info.user.id) else {
+                    let err = Error::RateLimited(
+                        "This account has as many sockets open as it may; close one first.",
+                    );
+                    return busy(&err, actix_web::http::StatusCode::TOO_MANY_REQUESTS);
+                };
+                ctx.user_slot = Some(slot);
                 ctx.caller.user = Some(info.user.clone());
                 ctx.caller.session = Some(info.session);
                 revocation = Some(watch);
@@ -88,16 +120,35 @@ fn upgrade(
         Some(RequestAuth::Anonymous) => {}
         None => ctx.awaiting_auth = needs_auth,
     }
+    if ctx.caller.user.is_none() {
+        if let Some(ip) = peer {
+            match state.anonymous.admit(ip) {
+                Some(slot) => ctx.anonymous = Some(slot),
+                None => {
+                    let err = Error::RateLimited(
+                        "Too many sockets from your address are not signed in; sign in or close some.",
+                    );
+                    return busy(&err, actix_web::http::StatusCode::TOO_MANY_REQUESTS);
+                }
+            }
+        }
+    }
+    let body = match limit::limit_frames(&req, body, state.config.websocket.max_frame_bytes) {
+        Ok(body) => body,
+        Err(e) => return e.error_response(),
+    };
     let (response, session, stream) = match actix_ws::handle(&req, body) {
         Ok(parts) => parts,
         Err(e) => return e.error_response(),
     };
+    let (response, release) = closing::hold_open(response);
     // A chat socket authenticated by its upgrade joins the room before the client can know it
     // is open, so it cannot miss a message sent right after.
     let room = (kind == SocketKind::Chat && ctx.caller.user.is_some()).then(|| state.chat.join());
     actix_web::rt::spawn(session::run(
         session,
         stream,
+        release,
         state.clone(),
         ctx,
         revocation,

@@ -50,7 +50,8 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("cannot open {path}: {e}"))
     }
 
-    /// Opens a WebSocket with the given headers; the error says why the upgrade failed.
+    /// Opens a WebSocket with the given headers (`User-Agent` defaults to [`WS_USER_AGENT`]); the
+    /// error says why the upgrade failed.
     pub async fn ws_with(
         &self,
         path: &str,
@@ -58,8 +59,13 @@ impl TestApp {
     ) -> Result<Ws, awc::error::WsClientError> {
         let mut req = awc::Client::new()
             .ws(self.ws_url(path))
-            .max_frame_size(1 << 20)
-            .header("User-Agent", WS_USER_AGENT);
+            .max_frame_size(1 << 20);
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+        {
+            req = req.header("User-Agent", WS_USER_AGENT);
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -209,10 +215,13 @@ impl Ws {
                 }
                 Some(Ok(Frame::Binary(bytes))) => return Event::Binary(bytes.to_vec()),
                 Some(Ok(Frame::Close(reason))) => {
+                    // Answered as every client library does, so the server can end the
+                    // connection (it waits for the answer before it does).
+                    let _ = self.framed.send(Message::Close(reason.clone())).await;
                     return Event::Close(
                         reason.as_ref().map(|r| u16::from(r.code)),
                         reason.and_then(|r| r.description).unwrap_or_default(),
-                    )
+                    );
                 }
                 Some(Ok(Frame::Ping(bytes))) => {
                     if answer_pings {

@@ -2,10 +2,17 @@
 //! real WebSocket and HTTP clients, and a software ES256 authenticator.
 
 mod accounts;
+mod backend_api;
 mod browser;
 mod ceremonies;
+mod close;
+mod cors;
+mod crash;
 mod edge;
 mod forward_auth;
+mod hardening;
 mod helpers;
-mod persistence;
+mod limits;
+mod metrics;
+pub(crate) mod persistence;
 mod sockets;

@@ -111,34 +111,48 @@ async fn a_passkeys_signature_counter_survives_a_restart() {
 
 /// A `wsauthn` child process on a port of its own; killed (SIGKILL) when dropped, so a failing
 /// test leaves no server behind.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
+    /// Every line it wrote to stdout so far.
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
     /// Starts the real binary on `data_dir` and waits for its `wsauthn listening` log line.
-    fn start(data_dir: &Path) -> Server {
+    pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, |_| {})
+    }
+
+    /// As [`Server::start`], with the command adjusted first (environment, limits).
+    pub fn start_with(data_dir: &Path, adjust: impl FnOnce(&mut Command)) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsauthn"));
         for (var, _) in std::env::vars().filter(|(v, _)| v.starts_with("WSAUTHN__")) {
             cmd.env_remove(var);
         }
-        let mut child = cmd
-            .env("WSAUTHN__SERVER__BIND", "127.0.0.1:0")
+        cmd.env("WSAUTHN__SERVER__BIND", "127.0.0.1:0")
             .env("WSAUTHN__SERVER__DATA_DIR", data_dir)
             .env("WSAUTHN__SERVER__STATIC_DIR", "")
             .env("RUST_LOG", "info")
+            // All test clients share 127.0.0.1 (tests of the limit set it themselves).
+            .env(
+                "WSAUTHN__LIMITS__CEREMONIES_PER_MINUTE_PER_ADDRESS",
+                "1000000",
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn wsauthn");
+            .stderr(Stdio::inherit());
+        adjust(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn wsauthn");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = output.clone();
         // Reads until the address appears, then keeps draining so the pipe never fills.
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line.clone());
                 if let Some(addr) = listening_addr(&line) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr);
@@ -149,6 +163,7 @@ impl Server {
         let mut server = Server {
             child,
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            output,
         };
         server.addr = rx
             .recv_timeout(PATIENCE)
@@ -157,7 +172,7 @@ impl Server {
     }
 
     /// SIGKILL, then reap: the data directory is free again when this returns.
-    fn kill(mut self) {
+    pub fn kill(mut self) {
         self.child.kill().expect("kill wsauthn");
         self.child.wait().expect("reap wsauthn");
     }
@@ -235,4 +250,108 @@ async fn many_concurrent_registrations_all_complete() {
         assert!(replies.iter().all(|r| r["verified"] == "ok"), "{replies:?}");
     }
     assert_eq!(app.state.store.user_count(), 72);
+}
+
+/// An HTTP call to a server at `addr`: (status, JSON body).
+pub(crate) async fn http_at(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: &str,
+) -> (u16, Value) {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut res = awc::Client::new()
+        .request(method, format!("http://{addr}{path}"))
+        .insert_header(("Authorization", format!("Bearer {bearer}")))
+        .send()
+        .await
+        .expect("http request");
+    let body = res.body().await.expect("body");
+    (
+        res.status().as_u16(),
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+/// `logout`, `DELETE /api/sessions/{id}` and `refresh` each answer only once the revocation is
+/// on disk: SIGKILL the instant the answer arrives, restart, and the revoked token stays dead
+/// (and the token refresh handed out works).
+#[actix_web::test]
+async fn kill_9_right_after_a_revocation_is_acknowledged_does_not_bring_the_token_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut key = SoftAuthenticator::new();
+    let mut ws = ws_at(server.addr, "/ws").await;
+    let result = register(&mut ws, &mut key, "alice", true).await;
+    let logged_out = result["authentication"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let mut other = ws_at(server.addr, "/ws").await;
+        let signed_in = assert_signs_in(&mut other, &mut key, Some("alice")).await;
+        tokens.push(
+            signed_in["authentication"]["token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let (revoked, refreshed) = (tokens[0].clone(), tokens[1].clone());
+    let (_, sessions) = http_at(server.addr, "GET", "/api/sessions", &revoked).await;
+    let revoked_id = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // 1. logout over the socket.
+    let reply = ws.request(serde_json::json!({"type":"logout"})).await;
+    server.kill();
+    assert_eq!(reply["type"], "logout.result", "{reply}");
+    let server = Server::start(dir.path());
+    assert_eq!(
+        http_at(server.addr, "GET", "/api/me", &logged_out).await.0,
+        401
+    );
+    assert_eq!(
+        http_at(server.addr, "GET", "/api/me", &revoked).await.0,
+        200
+    );
+
+    // 2. one session revoked over HTTP by another.
+    let path = format!("/api/sessions/{revoked_id}");
+    let (status, body) = http_at(server.addr, "DELETE", &path, &refreshed).await;
+    server.kill();
+    assert_eq!(
+        (status, &body["revoked"]),
+        (200, &serde_json::json!(1)),
+        "{body}"
+    );
+    let server = Server::start(dir.path());
+    assert_eq!(
+        http_at(server.addr, "GET", "/api/me", &revoked).await.0,
+        401
+    );
+
+    // 3. refresh: the old token is gone for good, the new one survives.
+    let (status, body) = http_at(server.addr, "POST", "/api/sessions/refresh", &refreshed).await;
+    server.kill();
+    assert_eq!(status, 200, "{body}");
+    let new_token = body["authentication"]["token"].as_str().unwrap().to_owned();
+    let server = Server::start(dir.path());
+    assert_eq!(
+        http_at(server.addr, "GET", "/api/me", &refreshed).await.0,
+        401
+    );
+    assert_eq!(
+        http_at(server.addr, "GET", "/api/me", &new_token).await.0,
+        200
+    );
+    drop(server);
 }

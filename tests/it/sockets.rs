@@ -87,6 +87,9 @@ async fn a_finished_ceremony_signs_the_socket_in_even_without_a_token() {
     register_begin(&mut ws, "cleo", false).await;
     let reply = ws.request(json!({"type":"logout","id":2})).await;
     assert_eq!(reply, json!({"type":"logout.result","id":2}));
+    // Its session ended with the logout, and with it the socket, as for a token's session.
+    assert_eq!(ws.expect_close().await, 4401);
+    let mut ws = app.ws("/ws").await;
     let reply = ws
         .request(json!({"type":"register.begin","username":"cleo"}))
         .await;

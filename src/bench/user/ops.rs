@@ -140,14 +140,14 @@ impl VirtualUser {
         Ok(socket)
     }
 
-    /// `connect`: open a protected socket, exchange one frame, close.
+    /// `connect`: open a protected socket, exchange one frame, then the full closing handshake
+    /// up to the end of the TCP stream, which is when a browser's `close` event fires.
     pub(super) async fn connect(&mut self) -> Result<(), OpError> {
         let mut socket = self.open_protected().await?;
         // `/echo` sends it back, `/chat` and `/ws` answer `pong`: any text reply will do.
         socket.send(r#"{"type":"ping","id":1}"#.to_owned()).await?;
         socket.recv().await?;
-        socket.close().await;
-        Ok(())
+        socket.close_handshake().await
     }
 
     /// `http`: one GET with the token as `Authorization: Bearer`; any 2xx is a success.

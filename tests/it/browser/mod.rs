@@ -9,6 +9,7 @@
 mod cdp;
 mod chat;
 mod chromium;
+mod cors;
 mod page;
 mod sign_in;
 
