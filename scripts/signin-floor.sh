@@ -4,8 +4,8 @@
 #
 #   scripts/signin-floor.sh [ROUNDS] [BINARY...]     (defaults: 3 rounds of target/release/wsauthn)
 #
-# Each round runs every binary in turn as a server on a fresh data directory (per-socket limits
-# raised, as scripts/bench-server.sh does), drives it with `wsauthn bench --mode login --clients 64`
+# Each round runs every binary in turn as a server on a fresh data directory (the limits
+# scripts/bench-server.sh raises, raised), drives it with `wsauthn bench --mode login --clients 64`
 # for 8 s, then times `openssl speed -seconds 3 ecdsap256` in the same minute. Prints, per run,
 # the server's µs of CPU per sign-in and its ratio to 1e6 / (verifies per second).
 # PORT (default 8080) picks the port; the origin stays http://localhost:8080.
@@ -17,7 +17,8 @@ if [[ ${#bins[@]} -eq 0 ]]; then bins=(target/release/wsauthn); fi
 port=${PORT:-8080}
 export WSAUTHN__SERVER__BIND="127.0.0.1:$port" WSAUTHN__SERVER__STATIC_DIR=""
 export WSAUTHN__LIMITS__CEREMONIES_PER_MINUTE=1000000 WSAUTHN__WEBSOCKET__MESSAGES_PER_SECOND=1000000
-export WSAUTHN__WEBSOCKET__MESSAGE_BURST=1000000
+export WSAUTHN__WEBSOCKET__MESSAGE_BURST=1000000 WSAUTHN__SERVER__MAX_CONNECTS_PER_SECOND=0
+export WSAUTHN__LIMITS__CEREMONIES_PER_MINUTE_PER_ADDRESS=100000000
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
 
