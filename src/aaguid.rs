@@ -56,6 +56,48 @@ pub fn from_attestation_object(cbor: &[u8]) -> Option<Uuid> {
     Uuid::from_slice(auth_data.get(37..53)?).ok()
 }
 
+/// The longest credential id WebAuthn allows (L3 §6.5.1: "at most 1023 bytes").
+pub const MAX_CREDENTIAL_ID: usize = 1023;
+
+/// Checks the shape of a registration's authenticator data that webauthn-rs does not: the
+/// attested credential data is present, the credential id is 1 to 1023 bytes, and the data ends
+/// where the COSE key (and, with ED set, the extensions map) ends: no trailing bytes.
+pub fn check_registration_shape(cbor: &[u8]) -> Result<(), &'static str> {
+    const MALFORMED: &str = "the authenticator data is malformed";
+    let auth_data = auth_data_of(cbor).ok_or(MALFORMED)?;
+    let flags = *auth_data.get(32).ok_or(MALFORMED)?;
+    if flags & 0x40 == 0 {
+        return Err("the authenticator data carries no attested credential");
+    }
+    let id_len = auth_data.get(53..55).ok_or(MALFORMED)?;
+    let id_len = usize::from(u16::from_be_bytes([id_len[0], id_len[1]]));
+    if id_len == 0 {
+        return Err("the credential id is empty");
+    }
+    if id_len > MAX_CREDENTIAL_ID {
+        return Err("the credential id is longer than 1023 bytes");
+    }
+    let mut r = Reader {
+        buf: auth_data,
+        pos: 55 + id_len,
+    };
+    // The credential public key, then the extensions map when ED (0x80) says there is one.
+    r.skip().ok_or(MALFORMED)?;
+    if flags & 0x80 != 0 {
+        let start = r.pos;
+        let (major, _) = r.head().ok_or(MALFORMED)?;
+        r.pos = start;
+        if major != 5 {
+            return Err(MALFORMED);
+        }
+        r.skip().ok_or(MALFORMED)?;
+    }
+    if r.pos != auth_data.len() {
+        return Err("the authenticator data has bytes after its last member");
+    }
+    Ok(())
+}
+
 /// Finds the `authData` value of the top-level map.
 fn auth_data_of(cbor: &[u8]) -> Option<&[u8]> {
     let mut r = Reader { buf: cbor, pos: 0 };

@@ -25,6 +25,23 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in the order of the declaration.
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::BadRequest,
+        ErrorCode::UsernameTaken,
+        ErrorCode::UnknownUser,
+        ErrorCode::CeremonyNotFound,
+        ErrorCode::VerificationFailed,
+        ErrorCode::CredentialInUse,
+        ErrorCode::Unauthorized,
+        ErrorCode::RateLimited,
+        ErrorCode::NotFound,
+        ErrorCode::LastPasskey,
+        ErrorCode::PasskeyLimit,
+        ErrorCode::NoPasskey,
+        ErrorCode::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "bad_request",
@@ -142,21 +159,7 @@ mod tests {
 
     #[test]
     fn codes_serialize_as_their_wire_names() {
-        for code in [
-            ErrorCode::BadRequest,
-            ErrorCode::UsernameTaken,
-            ErrorCode::UnknownUser,
-            ErrorCode::CeremonyNotFound,
-            ErrorCode::VerificationFailed,
-            ErrorCode::CredentialInUse,
-            ErrorCode::Unauthorized,
-            ErrorCode::RateLimited,
-            ErrorCode::NotFound,
-            ErrorCode::LastPasskey,
-            ErrorCode::PasskeyLimit,
-            ErrorCode::NoPasskey,
-            ErrorCode::Internal,
-        ] {
+        for code in ErrorCode::ALL {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
     }

@@ -115,21 +115,7 @@ struct Class {
 }
 
 /// Every error code, for the pre-created `outcome` labels.
-const CODES: [ErrorCode; 13] = [
-    ErrorCode::BadRequest,
-    ErrorCode::UsernameTaken,
-    ErrorCode::UnknownUser,
-    ErrorCode::CeremonyNotFound,
-    ErrorCode::VerificationFailed,
-    ErrorCode::CredentialInUse,
-    ErrorCode::Unauthorized,
-    ErrorCode::RateLimited,
-    ErrorCode::NotFound,
-    ErrorCode::LastPasskey,
-    ErrorCode::PasskeyLimit,
-    ErrorCode::NoPasskey,
-    ErrorCode::Internal,
-];
+const CODES: [ErrorCode; 13] = ErrorCode::ALL;
 
 const REASONS: [EndReason; 6] = [
     EndReason::Logout,

@@ -163,11 +163,15 @@ impl Ceremonies {
         if self.store().credential(&credential.raw_id)?.is_some() {
             return Err(Error::CredentialInUse);
         }
+        // What webauthn-rs lets through: id length, trailing bytes (WebAuthn L3 §6.5.1).
+        crate::aaguid::check_registration_shape(&credential.response.attestation_object)
+            .map_err(Error::VerificationFailed)?;
         let passkey = self
             .inner
             .webauthn
             .finish_passkey_registration(credential, &state)
             .map_err(verification_error)?;
+        check_key_matches_its_algorithm(&passkey)?;
         // Decoded once, here, in the form sign-in verifies with; a key sign-in could not use
         // is refused now rather than at every sign-in.
         let public_key = PublicKey::from_passkey(&passkey)
@@ -197,6 +201,28 @@ impl Ceremonies {
             credential_id,
             new_account: !existing,
         })
+    }
+}
+
+/// A COSE key whose algorithm names another curve than the key's (alg -35, ES384, on a P-256
+/// key, say) would register and then never verify; refused at registration instead.
+fn check_key_matches_its_algorithm(passkey: &webauthn_rs::prelude::Passkey) -> Result<(), Error> {
+    use webauthn_rs::prelude::{COSEAlgorithm as A, COSEKeyType as K, ECDSACurve as C};
+    let key = &webauthn_rs::prelude::Credential::from(passkey.clone()).cred;
+    let consistent = match (&key.type_, &key.key) {
+        (A::ES256, K::EC_EC2(ec)) => ec.curve == C::SECP256R1,
+        (A::ES384, K::EC_EC2(ec)) => ec.curve == C::SECP384R1,
+        (A::ES521, K::EC_EC2(ec)) => ec.curve == C::SECP521R1,
+        (A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512, K::RSA(_)) => true,
+        (A::EDDSA, K::EC_OKP(_)) => true,
+        _ => false,
+    };
+    if consistent {
+        Ok(())
+    } else {
+        Err(Error::VerificationFailed(
+            "the passkey's key does not match its algorithm (the curve or key type is another's)",
+        ))
     }
 }
 

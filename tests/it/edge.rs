@@ -312,25 +312,7 @@ async fn a_frame_that_breaks_the_websocket_protocol_closes_with_1002() {
     let addr = app.addr;
     // A raw client: a real upgrade, then an unmasked frame, which RFC 6455 forbids from clients.
     let close = actix_web::rt::task::spawn_blocking(move || {
-        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
-        tcp.set_read_timeout(Some(PATIENCE)).unwrap();
-        write!(
-            tcp,
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            tcp.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&head)
-        );
+        let mut tcp = raw_upgrade(addr, "/ws");
         tcp.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
         let mut frame = [0u8; 4];
         tcp.read_exact(&mut frame).unwrap();

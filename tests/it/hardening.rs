@@ -347,21 +347,7 @@ async fn raw_socket_close(app: &TestApp, bytes: Vec<u8>) -> (u8, u16) {
     use std::io::{Read, Write};
     let addr = app.addr;
     actix_web::rt::task::spawn_blocking(move || {
-        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
-        tcp.set_read_timeout(Some(PATIENCE)).unwrap();
-        write!(
-            tcp,
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            tcp.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        assert!(head.starts_with(b"HTTP/1.1 101"));
+        let mut tcp = raw_upgrade(addr, "/ws");
         tcp.write_all(&bytes).unwrap();
         let mut frame = [0u8; 4];
         tcp.read_exact(&mut frame).unwrap();
@@ -657,4 +643,107 @@ async fn an_account_without_passkeys_is_named_the_same_way_by_both_ceremonies() 
     assert_eq!(added["user"]["id"], user_id.as_str(), "{added}");
     let result = login(&mut other, &mut new, Some("kim"), false).await;
     assert_eq!(result["verified"], "ok", "{result}");
+}
+
+/// A registration whose authenticator data is rebuilt by `alter(credential id, COSE key,
+/// trailing bytes)`: the attestation object is re-encoded ("none" attestation) around it.
+fn altered_registration(
+    key: &mut SoftAuthenticator,
+    opts: &Value,
+    alter: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>),
+) -> Value {
+    use wsauthn::softkey::decode_b64url;
+    let mut credential = key.register(&opts["publicKey"], ORIGIN).unwrap();
+    let att = decode_b64url(
+        credential["response"]["attestationObject"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    // `authData` is the last member: its byte-string header follows the key.
+    let at = att.windows(8).position(|w| w == b"authData").unwrap() + 8;
+    let (header, len) = match att[at] {
+        0x58 => (2, usize::from(att[at + 1])),
+        0x59 => (
+            3,
+            usize::from(u16::from_be_bytes([att[at + 1], att[at + 2]])),
+        ),
+        other => panic!("unexpected header {other:#x}"),
+    };
+    let auth_data = &att[at + header..at + header + len];
+    let id_len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
+    let mut id = auth_data[55..55 + id_len].to_vec();
+    let mut cose = auth_data[55 + id_len..].to_vec();
+    let mut trailing = Vec::new();
+    alter(&mut id, &mut cose, &mut trailing);
+    let mut data = auth_data[..53].to_vec();
+    data.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    data.extend(&id);
+    data.extend(&cose);
+    data.extend(&trailing);
+    let mut object = att[..at].to_vec();
+    object.push(0x59);
+    object.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    object.extend(data);
+    credential["response"]["attestationObject"] = json!(encode_b64url(&object));
+    if !id.is_empty() {
+        credential["id"] = json!(encode_b64url(&id));
+        credential["rawId"] = json!(encode_b64url(&id));
+    }
+    credential
+}
+
+/// Changes to a registration's credential id, COSE key and trailing bytes.
+type Alteration = dyn FnOnce(&mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>);
+
+/// Each of these would register (and the last could then never sign in); all are refused.
+#[actix_web::test]
+async fn malformed_registrations_are_refused() {
+    let app = spawn_app().await;
+    let cases: Vec<(&str, Box<Alteration>)> = vec![
+        (
+            "a 1024-byte credential id",
+            Box::new(|id, _, _| id.resize(1024, 7)),
+        ),
+        ("an empty credential id", Box::new(|id, _, _| id.clear())),
+        (
+            "trailing bytes with ED clear",
+            Box::new(|_, _, t| t.extend([0, 1, 2])),
+        ),
+        (
+            "alg -35 (ES384) on a P-256 key",
+            Box::new(|_, cose, _| {
+                // {3: -7} → {3: -35}: 0x03 0x26 → 0x03 0x38 0x22.
+                let at = cose.windows(2).position(|w| w == [0x03, 0x26]).unwrap();
+                cose.splice(at..at + 2, [0x03, 0x38, 0x22]);
+            }),
+        ),
+    ];
+    for (i, (what, alter)) in cases.into_iter().enumerate() {
+        let mut ws = app.ws("/ws").await;
+        let mut key = SoftAuthenticator::new();
+        let opts = register_begin(&mut ws, &format!("odd{i}"), false).await;
+        let credential = altered_registration(&mut key, &opts, alter);
+        let reply = ws
+            .request(json!({"type":"register.finish","ceremonyId":opts["ceremonyId"],"credential":credential}))
+            .await;
+        assert_error(&reply, "verification_failed");
+        assert!(
+            app.state
+                .store
+                .user_by_name(&format!("odd{i}"))
+                .unwrap()
+                .is_none(),
+            "{what}"
+        );
+    }
+    // The unaltered path still registers, and a 1023-byte id is allowed.
+    let mut ws = app.ws("/ws").await;
+    let mut key = SoftAuthenticator::new();
+    let opts = register_begin(&mut ws, "longest", false).await;
+    let credential = altered_registration(&mut key, &opts, |id, _, _| id.resize(1023, 7));
+    let reply = ws
+        .request(json!({"type":"register.finish","ceremonyId":opts["ceremonyId"],"credential":credential}))
+        .await;
+    assert_eq!(reply["verified"], "ok", "{reply}");
 }
