@@ -27,6 +27,7 @@ pub mod admin;
 pub mod admission;
 pub mod api;
 pub mod app;
+pub mod assertion;
 pub mod bench;
 pub mod ceremony;
 pub mod chat;

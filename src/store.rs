@@ -19,6 +19,7 @@
 mod admin;
 mod flush;
 mod migrate;
+mod signin;
 mod usage;
 
 pub use migrate::Collision;
@@ -76,6 +77,10 @@ pub struct CredentialRecord {
     /// The authenticator model's AAGUID, when the authenticator reported one.
     #[serde(default)]
     pub aaguid: Option<Uuid>,
+    /// The passkey's public key as sign-in verifies with it, decoded from `passkey` at
+    /// registration. Records from before it existed lack it and derive it on read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<crate::assertion::PublicKey>,
 }
 
 /// A persisted session (the token table's write-through copy), keyed by its token's hash.

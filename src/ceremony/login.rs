@@ -5,7 +5,7 @@ use uuid::Uuid;
 use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
 use super::pending::{CeremonyKind, PendingState};
-use super::{check_same_origin, verification_error, Ceremonies, SignedIn};
+use super::{Ceremonies, SignedIn};
 use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::events::Event;
@@ -20,7 +20,7 @@ impl Ceremonies {
         from: Option<std::net::IpAddr>,
     ) -> Result<(Uuid, RequestChallengeResponse), Error> {
         self.allow_begin(from)?;
-        let webauthn = &self.inner.webauthn;
+        let assertions = &self.inner.assertions;
         let (options, state) = match username {
             Some(name) => {
                 let name = crate::names::username(name, self.inner.max_username_chars)?;
@@ -31,26 +31,17 @@ impl Ceremonies {
                 self.inner
                     .attempts
                     .check(&user.id, self.inner.clock.now_ms())?;
-                let passkeys: Vec<_> = self
-                    .store()
-                    .credentials_of(&user.id)?
-                    .into_iter()
-                    .map(|c| c.passkey)
-                    .collect();
+                let passkeys = self.store().sign_in_passkeys(&user.id)?;
                 if passkeys.is_empty() {
                     // The account exists (its name is taken) but has nothing to sign in with.
                     return Err(Error::NoPasskey);
                 }
-                let (options, state) = webauthn
-                    .start_passkey_authentication(&passkeys)
-                    .map_err(|e| Error::internal(format!("start authentication: {e}")))?;
+                let (options, state) = assertions.start_login(passkeys)?;
                 let pending = PendingState::Login { state, user, token };
                 (options, pending)
             }
             None => {
-                let (options, state) = webauthn
-                    .start_discoverable_authentication()
-                    .map_err(|e| Error::internal(format!("start authentication: {e}")))?;
+                let (options, state) = assertions.start_discoverable()?;
                 (options, PendingState::Discoverable { state, token })
             }
         };
@@ -109,8 +100,9 @@ impl Ceremonies {
         user_seen: &mut Option<Uuid>,
     ) -> Result<SignedIn, Error> {
         let pending = self.inner.pending.take(ceremony_id, CeremonyKind::Login)?;
-        check_same_origin(&credential.response.client_data_json)?;
-        let webauthn = &self.inner.webauthn;
+        // Verified here, WebAuthn L3 §7.2 step by step (src/assertion/); webauthn-rs only
+        // reads the user handle.
+        let (webauthn, assertions) = (&self.inner.webauthn, &self.inner.assertions);
         let (user, result, token_at_begin) = match pending {
             PendingState::Login { state, user, token } => {
                 *user_seen = Some(user.id);
@@ -127,9 +119,7 @@ impl Ceremonies {
                         ));
                     }
                 }
-                let result = webauthn
-                    .finish_passkey_authentication(credential, &state)
-                    .map_err(verification_error)?;
+                let result = assertions.finish_login(credential, &state)?;
                 (Some(user), result, token)
             }
             PendingState::Discoverable { state, token } => {
@@ -153,9 +143,7 @@ impl Ceremonies {
                         "the passkey belongs to another account than its user handle names",
                     ));
                 }
-                let result = webauthn
-                    .finish_discoverable_authentication_v2(credential, state, &record.passkey)
-                    .map_err(verification_error)?;
+                let result = assertions.finish_discoverable(credential, &state, record)?;
                 (None, result, token)
             }
             PendingState::Register { .. } => return Err(Error::CeremonyNotFound),
@@ -169,7 +157,7 @@ impl Ceremonies {
             Some(user) => user,
             None => self.store().user(&user_id)?.ok_or(Error::UnknownUser)?,
         };
-        let credential_id = crate::b64url(result.cred_id());
+        let credential_id = crate::b64url(&result.cred_id);
         self.signed_in(
             user,
             &credential_id,

@@ -1,9 +1,10 @@
 //! Passkey ceremonies: registration, sign-in with a username, and usernameless sign-in.
 //!
-//! webauthn-rs verifies signatures, challenges, origins and flags; this module owns what the
-//! library leaves to its caller: single-use, expiring, bounded ceremony state ([`pending`]),
-//! one account per credential id (the store's transactions), the user-handle check of
-//! usernameless sign-in, counter persistence, the `topOrigin` check, and issuing tokens.
+//! webauthn-rs verifies registrations and `crate::assertion` verifies sign-ins (signatures,
+//! challenges, origins, flags); this module owns what neither does: single-use, expiring,
+//! bounded ceremony state ([`pending`]), one account per credential id (the store's
+//! transactions), the user-handle check of usernameless sign-in, counter persistence, the
+//! `topOrigin` check of registration, and issuing tokens.
 //! It knows nothing of sockets or HTTP: `ws/` and `http/` call it.
 
 mod attempts;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder, WebauthnError};
 
+use crate::assertion::Verifier;
 use crate::clock::SharedClock;
 use crate::config::{Config, ResidentKey};
 use crate::endpoints::Transport;
@@ -53,6 +55,8 @@ pub struct Ceremonies {
 
 struct Inner {
     webauthn: Webauthn,
+    /// Verifies sign-ins (webauthn-rs only registers).
+    assertions: Verifier,
     store: Store,
     tokens: TokenTable,
     pending: PendingTable,
@@ -76,9 +80,11 @@ impl Ceremonies {
         events: Events,
     ) -> Result<Self, Error> {
         let webauthn = build_webauthn(config)?;
+        let assertions = Verifier::from_config(config)?;
         Ok(Ceremonies {
             inner: Arc::new(Inner {
                 webauthn,
+                assertions,
                 store,
                 tokens,
                 pending: PendingTable::new(

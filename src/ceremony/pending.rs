@@ -21,10 +21,9 @@ use std::net::IpAddr;
 
 use dashmap::DashMap;
 use uuid::Uuid;
-use webauthn_rs::prelude::{
-    DiscoverableAuthentication, PasskeyAuthentication, PasskeyRegistration,
-};
+use webauthn_rs::prelude::PasskeyRegistration;
 
+use crate::assertion::AssertionState;
 use crate::clock::{Millis, SharedClock};
 use crate::error::Error;
 use crate::store::UserRecord;
@@ -49,17 +48,14 @@ pub enum PendingState {
     },
     /// Signing in a named user.
     Login {
-        state: PasskeyAuthentication,
+        state: AssertionState,
         /// The account as read at begin (usernames and display names never change), so finish
         /// need not read it again; finish still checks the passkey belongs to it.
         user: UserRecord,
         token: bool,
     },
     /// Usernameless sign-in: the user is learned from the credential's user handle.
-    Discoverable {
-        state: DiscoverableAuthentication,
-        token: bool,
-    },
+    Discoverable { state: AssertionState, token: bool },
 }
 
 impl PendingState {

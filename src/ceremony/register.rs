@@ -6,6 +6,7 @@ use webauthn_rs_proto::{AuthenticatorSelectionCriteria, ResidentKeyRequirement};
 
 use super::pending::{CeremonyKind, PendingState};
 use super::{check_same_origin, verification_error, Ceremonies, SignedIn};
+use crate::assertion::{PublicKey, Rejection};
 use crate::config::ResidentKey;
 use crate::endpoints::Transport;
 use crate::error::Error;
@@ -171,6 +172,12 @@ impl Ceremonies {
             .finish_passkey_registration(credential, &state)
             .map_err(verification_error)?;
         check_key_matches_its_algorithm(&passkey)?;
+        // Decoded once, here, in the form sign-in verifies with; a key sign-in could not use
+        // is refused now rather than at every sign-in.
+        let public_key = PublicKey::from_passkey(&passkey)
+            .ok()
+            .filter(|key| key.check().is_ok())
+            .ok_or(Rejection::UnusableKey)?;
         let record = CredentialRecord {
             user_id: user.id,
             passkey,
@@ -178,6 +185,7 @@ impl Ceremonies {
             last_used_at: None,
             label: None,
             aaguid: crate::aaguid::from_attestation_object(&credential.response.attestation_object),
+            public_key: Some(public_key),
         };
         if existing {
             self.store()

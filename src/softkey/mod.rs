@@ -1,24 +1,25 @@
-//! Software ES256 passkey authenticator for tests and load generation. Never for real users: keys live in memory.
+//! Software passkey authenticator for tests and load generation. Never for real users: keys live in memory.
 //!
-//! [`SoftAuthenticator`] behaves like a platform passkey authenticator (P-256 keys, discoverable
-//! credentials, user verification, `"none"` attestation). It takes the `publicKey` member of the
-//! options JSON that webauthn-rs sends to a browser and returns the JSON a browser's
-//! `PublicKeyCredential.toJSON()` produces, so tests exercise the real wire format end to end.
+//! [`SoftAuthenticator`] behaves like a platform passkey authenticator (P-256 keys by default,
+//! or ES384, RS256 and Ed25519 ones, see [`alg`]; discoverable credentials, user verification,
+//! `"none"` attestation). It takes the `publicKey` member of the options JSON that webauthn-rs
+//! sends to a browser and returns the JSON a browser's `PublicKeyCredential.toJSON()` produces,
+//! so tests exercise the real wire format end to end.
 //!
 //! Invariants: credential ids are unique within one authenticator (random 16 bytes), and every
 //! credential is resident. Lookups by id return the single credential with that id.
 
+pub mod alg;
+
 use std::fmt;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use openssl::bn::{BigNum, BigNumContext};
-use openssl::ec::{EcGroup, EcKey};
-use openssl::ecdsa::EcdsaSig;
 use openssl::error::ErrorStack;
-use openssl::nid::Nid;
-use openssl::pkey::Private;
-use openssl::sha::{sha256, Sha256};
+use openssl::sha::sha256;
 use serde_json::{json, Value};
+
+pub use alg::Algorithm;
+use alg::KeyPair;
 
 /// Authenticator data flag bits (WebAuthn §6.1).
 const FLAG_UP: u8 = 0x01;
@@ -26,9 +27,6 @@ const FLAG_UV: u8 = 0x04;
 const FLAG_BE: u8 = 0x08;
 const FLAG_BS: u8 = 0x10;
 const FLAG_AT: u8 = 0x40;
-
-/// COSE algorithm identifier for ES256 (ECDSA P-256 with SHA-256).
-const COSE_ALG_ES256: i64 = -7;
 
 /// Length of the credential ids we mint: enough entropy that ids never collide.
 const CRED_ID_LEN: usize = 16;
@@ -75,9 +73,20 @@ pub struct SoftCredential {
     pub rp_id: String,
     pub user_handle: Vec<u8>,
     pub counter: u32,
-    /// Cached so an assertion is one hash and one ECDSA signature, nothing more.
-    key: EcKey<Private>,
+    /// Cached so an assertion is one hash and one signature, nothing more.
+    key: KeyPair,
     rp_id_hash: [u8; 32],
+}
+
+impl SoftCredential {
+    pub fn algorithm(&self) -> Algorithm {
+        self.key.algorithm()
+    }
+
+    /// The public key as the COSE_Key registration sends.
+    pub fn cose_public_key(&self) -> Result<Vec<u8>, SoftKeyError> {
+        self.key.cose_key()
+    }
 }
 
 // Hand-written so the private key can never end up in a log.
@@ -88,7 +97,7 @@ impl fmt::Debug for SoftCredential {
             .field("rp_id", &self.rp_id)
             .field("user_handle", &encode_b64url(&self.user_handle))
             .field("counter", &self.counter)
-            .field("key", &"EcKey(…)")
+            .field("key", &self.key.redacted())
             .finish()
     }
 }
@@ -104,6 +113,8 @@ pub struct SoftAuthenticator {
     pub counter_step: u32,
     pub backup_eligible: bool,
     pub backup_state: bool,
+    /// The key type of credentials registered from now on (the options must offer it).
+    pub algorithm: Algorithm,
     credentials: Vec<SoftCredential>,
 }
 
@@ -122,17 +133,27 @@ impl SoftAuthenticator {
             counter_step: 1,
             backup_eligible: false,
             backup_state: false,
+            algorithm: Algorithm::Es256,
             credentials: Vec::new(),
+        }
+    }
+
+    /// As [`new`](Self::new), registering keys of `alg`.
+    pub fn with_algorithm(alg: Algorithm) -> Self {
+        SoftAuthenticator {
+            algorithm: alg,
+            ..Self::new()
         }
     }
 
     /// Registration (`navigator.credentials.create`). `options` is the `publicKey` object of the
     /// creation options; `origin` is the page origin, e.g. `"http://localhost:8080"`.
     ///
-    /// Creates a P-256 key under a random credential id, stores it as a resident credential and
-    /// returns the registration response JSON with a `"none"` attestation.
+    /// Creates a key of [`algorithm`](Self::algorithm) under a random credential id, stores it
+    /// as a resident credential and returns the registration response JSON with a `"none"`
+    /// attestation.
     pub fn register(&mut self, options: &Value, origin: &str) -> Result<Value, SoftKeyError> {
-        let req = CreationRequest::parse(options)?;
+        let req = CreationRequest::parse(options, self.algorithm)?;
         // A browser refuses to create a second credential for an account the RP already knows.
         let excluded = options
             .get("excludeCredentials")
@@ -149,8 +170,7 @@ impl SoftAuthenticator {
             return Err(SoftKeyError::Excluded);
         }
 
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-        let key = EcKey::generate(&group)?;
+        let key = KeyPair::generate(self.algorithm)?;
         let mut id = vec![0u8; CRED_ID_LEN];
         openssl::rand::rand_bytes(&mut id)?;
         let cred = SoftCredential {
@@ -176,8 +196,8 @@ impl SoftAuthenticator {
         options: &Value,
         origin: &str,
     ) -> Result<Value, SoftKeyError> {
-        let req = CreationRequest::parse(options)?;
         let original = &self.credentials[self.index_of(cred_id)?];
+        let req = CreationRequest::parse(options, original.algorithm())?;
         let copy = SoftCredential {
             rp_id: req.rp_id.to_owned(),
             user_handle: req.user_handle,
@@ -233,6 +253,18 @@ impl SoftAuthenticator {
         cred.map(|c| c.counter = counter).is_some()
     }
 
+    /// Signs `auth_data ‖ SHA-256(client_data_json)` with credential `cred_id`'s key, whatever
+    /// the bytes say: for tests that build or alter an assertion and still want it signed.
+    pub fn sign_raw(
+        &self,
+        cred_id: &[u8],
+        auth_data: &[u8],
+        client_data_json: &[u8],
+    ) -> Result<Vec<u8>, SoftKeyError> {
+        let cred = &self.credentials[self.index_of(cred_id)?];
+        cred.key.sign(auth_data, &sha256(client_data_json))
+    }
+
     fn index_of(&self, cred_id: &[u8]) -> Result<usize, SoftKeyError> {
         let index = self.credentials.iter().position(|c| c.id == cred_id);
         index.ok_or(SoftKeyError::NoCredential)
@@ -253,7 +285,7 @@ impl SoftAuthenticator {
         challenge: &Value,
         origin: &str,
     ) -> Result<Value, SoftKeyError> {
-        let cose_key = cose_es256_key(&cred.key)?;
+        let cose_key = cred.key.cose_key()?;
         let extra = 18 + cred.id.len() + cose_key.len();
         let mut auth_data = auth_data_prefix(cred, self.flags() | FLAG_AT, extra);
         auth_data.extend_from_slice(&[0u8; 16]); // AAGUID: all zero, as with "none" attestation
@@ -306,12 +338,7 @@ impl SoftAuthenticator {
 
         let auth_data = auth_data_prefix(cred, flags, 0);
         let client_data = client_data_json("webauthn.get", challenge, origin);
-        // The signed message is authenticatorData || SHA-256(clientDataJSON); hashing it in
-        // pieces avoids building the concatenation.
-        let mut hasher = Sha256::new();
-        hasher.update(&auth_data);
-        hasher.update(&sha256(client_data.as_bytes()));
-        let signature = EcdsaSig::sign(&hasher.finish(), &cred.key)?.to_der()?;
+        let signature = cred.key.sign(&auth_data, &sha256(client_data.as_bytes()))?;
 
         let id = encode_b64url(&cred.id);
         Ok(json!({
@@ -347,20 +374,22 @@ struct CreationRequest<'a> {
 }
 
 impl<'a> CreationRequest<'a> {
-    fn parse(options: &'a Value) -> Result<Self, SoftKeyError> {
+    /// `alg` is the key type the authenticator would create; the options must offer it.
+    fn parse(options: &'a Value, alg: Algorithm) -> Result<Self, SoftKeyError> {
         let rp_id = str_field(&options["rp"], "id")?;
         let user_handle = decode_b64url(str_field(&options["user"], "id")?)?;
         let challenge = challenge_field(options)?;
-        let es256 = options
+        let offered = options
             .get("pubKeyCredParams")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .any(|p| p.get("alg").and_then(Value::as_i64) == Some(COSE_ALG_ES256));
-        if !es256 {
-            return Err(SoftKeyError::BadOptions(
-                "pubKeyCredParams does not offer ES256 (-7)".into(),
-            ));
+            .any(|p| p.get("alg").and_then(Value::as_i64) == Some(alg.cose_id()));
+        if !offered {
+            return Err(SoftKeyError::BadOptions(format!(
+                "pubKeyCredParams does not offer {alg:?} ({})",
+                alg.cose_id()
+            )));
         }
         Ok(CreationRequest {
             rp_id,
@@ -402,25 +431,8 @@ fn client_data_json(kind: &str, challenge: &Value, origin: &str) -> String {
     )
 }
 
-/// COSE_Key for the public half of `key`: {1:2 (EC2), 3:-7 (ES256), -1:1 (P-256), -2:x, -3:y}.
-fn cose_es256_key(key: &EcKey<Private>) -> Result<Vec<u8>, SoftKeyError> {
-    let mut ctx = BigNumContext::new()?;
-    let (mut x, mut y) = (BigNum::new()?, BigNum::new()?);
-    key.public_key()
-        .affine_coordinates(key.group(), &mut x, &mut y, &mut ctx)?;
-    // Keys in CTAP2 canonical order; small integers are single CBOR bytes
-    // (0x01..0x03 positive, 0x20.. = -1.., 0x26 = -7).
-    let mut out = Vec::with_capacity(77);
-    out.extend_from_slice(&[0xa5, 0x01, 0x02, 0x03, 0x26, 0x20, 0x01]);
-    out.push(0x21);
-    cbor_bytes(&mut out, &x.to_vec_padded(32)?);
-    out.push(0x22);
-    cbor_bytes(&mut out, &y.to_vec_padded(32)?);
-    Ok(out)
-}
-
 /// Writes a CBOR item head: major type in the top 3 bits, length in the shortest form.
-fn cbor_head(out: &mut Vec<u8>, major: u8, len: usize) {
+pub(crate) fn cbor_head(out: &mut Vec<u8>, major: u8, len: usize) {
     let major = major << 5;
     if len < 24 {
         out.push(major | len as u8);
@@ -435,7 +447,7 @@ fn cbor_head(out: &mut Vec<u8>, major: u8, len: usize) {
     }
 }
 
-fn cbor_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn cbor_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     cbor_head(out, 2, bytes.len());
     out.extend_from_slice(bytes);
 }

@@ -326,3 +326,34 @@ fn debug_output_hides_the_private_key() {
     let debug = format!("{key:?}");
     assert!(debug.contains("EcKey(…)"), "{debug}");
 }
+
+#[test]
+fn every_algorithm_webauthn_rs_offers_registers_and_signs_in() {
+    let wa = webauthn();
+    for alg in [Algorithm::Es384, Algorithm::Rs256] {
+        let mut key = SoftAuthenticator::with_algorithm(alg);
+        let (_, passkey) = register_user(&wa, &mut key, "alice");
+        assert_eq!(i64::from(*passkey.cred_algorithm() as i32), alg.cose_id());
+        assert_eq!(key.credentials()[0].algorithm(), alg);
+        let counter = authenticate(&wa, &passkey, |o| key.login(o, ORIGIN).unwrap());
+        assert_eq!(counter.unwrap(), 1, "{alg:?}");
+        // What sign_raw signs is what an assertion carries.
+        let (rcr, _) = wa
+            .start_passkey_authentication(std::slice::from_ref(&passkey))
+            .unwrap();
+        let options = serde_json::to_value(&rcr).unwrap()["publicKey"].clone();
+        let response = key.login(&options, ORIGIN).unwrap();
+        let (auth_data, client_data) = (
+            response_field(&response, "authenticatorData"),
+            response_field(&response, "clientDataJSON"),
+        );
+        let id = key.credentials()[0].id.clone();
+        let resigned = key.sign_raw(&id, &auth_data, &client_data).unwrap();
+        if alg == Algorithm::Rs256 {
+            // PKCS #1 v1.5 is deterministic; ECDSA is not.
+            assert_eq!(resigned, response_field(&response, "signature"));
+        }
+    }
+    let debug = format!("{:?}", SoftAuthenticator::with_algorithm(Algorithm::EdDsa));
+    assert!(debug.contains("EdDsa"), "{debug}");
+}

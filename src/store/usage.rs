@@ -7,9 +7,10 @@
 //! Invariant: no usage entry means the passkey has not signed in since it was registered, so its
 //! JSON record is current. Readers go through [`Store::credential`], which applies the entry.
 
-use webauthn_rs::prelude::{AuthenticationResult, Credential, Passkey};
+use webauthn_rs::prelude::{Credential, Passkey};
 
 use super::{user_cred_key, CredentialRecord, Store};
+use crate::assertion::{KnownCredential, Verified};
 use crate::error::Error;
 
 const FORMAT: u8 = 1;
@@ -44,7 +45,7 @@ impl Usage {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Result<Usage, Error> {
+    pub(super) fn decode(bytes: &[u8]) -> Result<Usage, Error> {
         let bytes: &[u8; LEN] = bytes
             .try_into()
             .ok()
@@ -75,8 +76,8 @@ impl Usage {
 
     /// After a verified sign-in, or `verification_failed` if its counter did not increase (a
     /// possibly cloned authenticator). Authenticators that keep no counter send 0 every time.
-    fn after(self, result: &AuthenticationResult, now_secs: u64) -> Result<Usage, Error> {
-        let counter = result.counter();
+    fn after(self, result: &Verified, now_secs: u64) -> Result<Usage, Error> {
+        let counter = result.counter;
         if (counter > 0 || self.counter > 0) && counter <= self.counter {
             return Err(Error::VerificationFailed(
                 "the signature counter did not increase; the passkey may be cloned",
@@ -84,10 +85,17 @@ impl Usage {
         }
         Ok(Usage {
             counter,
-            backup_eligible: self.backup_eligible || result.backup_eligible(),
-            backup_state: result.backup_state(),
+            backup_eligible: self.backup_eligible || result.backup_eligible,
+            backup_state: result.backup_state,
             last_used_at: now_secs,
         })
+    }
+
+    /// A passkey as `login.begin` read it, as of this usage.
+    pub(super) fn apply_to_known(self, known: &mut KnownCredential) {
+        known.counter = self.counter;
+        known.backup_eligible = self.backup_eligible;
+        known.backup_state = self.backup_state;
     }
 
     /// The record as of this usage.
@@ -127,11 +135,11 @@ impl Store {
     /// even when two sign-ins race or the ceremony's begin-time copy of the passkey was stale.
     pub fn record_use(
         &self,
-        result: &AuthenticationResult,
+        result: &Verified,
         owner: &uuid::Uuid,
         now_secs: u64,
     ) -> Result<(), Error> {
-        let cred_id = result.cred_id().as_slice();
+        let cred_id = result.cred_id.as_slice();
         if !self
             .user_credentials
             .contains_key(user_cred_key(owner, cred_id))?
