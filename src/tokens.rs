@@ -187,7 +187,8 @@ pub struct TokenTable {
 struct Inner {
     by_hash: DashMap<TokenHash, Arc<Session>>,
     by_id: DashMap<Uuid, Arc<Session>>,
-    /// Each user's sessions, so per-user work does not scan every session.
+    /// Each user's sessions, oldest first (new ones are pushed; a load sorts them), so per-user
+    /// work does not scan every session and the cap finds the oldest without sorting.
     by_user: DashMap<Uuid, Vec<Uuid>>,
     /// At most this many sessions per user, and what happens to the next one.
     per_user: (usize, WhenFull),
@@ -436,10 +437,14 @@ impl TokenTable {
                 "This account has as many sessions as it may; end one (sessions.revoke) first.",
             )),
             WhenFull::EndOldest => {
-                let mut sessions = self.of_user(user);
-                sessions.sort_by_key(|s| s.created_ms);
-                for s in sessions.iter().take(count + 1 - max) {
-                    self.end(&s.id, EndReason::SessionLimit, false)?;
+                let oldest: Vec<Uuid> = self
+                    .inner
+                    .by_user
+                    .get(user)
+                    .map(|ids| ids.iter().take(count + 1 - max).copied().collect())
+                    .unwrap_or_default();
+                for id in &oldest {
+                    self.end(id, EndReason::SessionLimit, false)?;
                 }
                 Ok(())
             }

@@ -49,6 +49,10 @@ impl TokenTable {
             self.inner.by_id.insert(record.id, session);
             loaded += 1;
         }
+        // Sled iterates by token hash: put each user's sessions back in age order.
+        for mut ids in self.inner.by_user.iter_mut() {
+            ids.sort_by_key(|id| self.inner.by_id.get(id).map_or(0, |s| s.created_ms));
+        }
         Ok(loaded)
     }
 }

@@ -290,3 +290,47 @@ fn a_deleted_user_gets_no_new_session_even_from_a_sign_in_that_passed_before() {
     assert!(t.sessions_of(&gone.id, None).is_empty());
     assert!(t.issue(stays.clone(), SessionMeta::default()).is_ok());
 }
+
+#[test]
+fn past_the_cap_the_oldest_session_ends_even_after_a_reload_shuffled_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let clock = ManualClock::new();
+    let record = crate::store::UserRecord {
+        id: Uuid::new_v4(),
+        name: "cap".into(),
+        display_name: "Cap".into(),
+        created_at: 0,
+        passkeys: 1,
+    };
+    store.put_user_for_tests(&record).unwrap();
+    let mk = || {
+        TokenTable::new(
+            86_400,
+            3_600,
+            Arc::new(clock.clone()),
+            Some(store.clone()),
+            Events::default(),
+        )
+        .with_sessions_per_user(3, WhenFull::EndOldest)
+    };
+    let t = mk();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            t.issue(Arc::new(record.view()), SessionMeta::default())
+                .unwrap()
+                .1
+                .session,
+        );
+        clock.advance(Duration::from_secs(1));
+    }
+    // Reloaded, the sessions come back in token-hash order; the oldest still goes first.
+    let reloaded = mk();
+    assert_eq!(reloaded.load().unwrap(), 3);
+    reloaded
+        .issue(Arc::new(record.view()), SessionMeta::default())
+        .unwrap();
+    assert!(!reloaded.is_live(&ids[0]), "the oldest ended");
+    assert!(reloaded.is_live(&ids[1]) && reloaded.is_live(&ids[2]));
+}
