@@ -122,10 +122,14 @@ pub async fn login_finish(
     ceremony_id: &Uuid,
     req: &LoginFinish,
 ) -> Result<(LoginResult, SignedIn), Error> {
-    let signed_in = state
+    let signed_in = match state
         .ceremonies
         .login_finish(ceremony_id, &req.credential, req.token, via, &caller.meta)
-        .await?;
+        .await
+    {
+        Ok(signed_in) => signed_in,
+        Err(e) => return Err(unknown_credential_or(state, &req.credential, e)),
+    };
     let result = LoginResult {
         verified: Verified::Ok,
         user: signed_in.user.view(),
@@ -134,9 +138,33 @@ pub async fn login_finish(
     Ok((result, signed_in))
 }
 
-pub fn whoami(info: &TokenInfo) -> Whoami {
+/// A failed sign-in whose passkey the server does not hold (deleted, or never registered here)
+/// says so (`unknown_credential`), so the browser can be told to forget it (WebAuthn
+/// `signalUnknownCredential`). The spec lets anyone be told: the credential id came from them.
+fn unknown_credential_or(
+    state: &AppState,
+    credential: &webauthn_rs::prelude::PublicKeyCredential,
+    error: Error,
+) -> Error {
+    if error.code() != crate::error::ErrorCode::VerificationFailed {
+        return error;
+    }
+    match state.store.credential(credential.get_credential_id()) {
+        Ok(None) => Error::UnknownCredential,
+        Ok(Some(_)) => error,
+        Err(e) => e,
+    }
+}
+
+/// Who a session belongs to, with the display name as the store has it now (it may have changed
+/// since the session opened).
+pub fn whoami(state: &AppState, info: &TokenInfo) -> Whoami {
+    let mut user = (*info.user).clone();
+    if let Ok(Some(record)) = state.store.user(&user.id) {
+        user.display_name = record.display_name;
+    }
     Whoami {
-        user: (*info.user).clone(),
+        user,
         expires_at: info.expires_at,
     }
 }
@@ -202,7 +230,11 @@ pub fn passkeys_list(state: &AppState, caller: &Caller) -> Result<PasskeyList, E
         .map(passkey_view)
         .collect();
     passkeys.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-    Ok(PasskeyList { passkeys })
+    Ok(PasskeyList {
+        passkeys,
+        rp_id: state.config.webauthn.rp_id.clone(),
+        user_handle: crate::account::user_handle(&user.id),
+    })
 }
 
 pub fn passkey_rename(

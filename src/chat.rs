@@ -32,12 +32,14 @@ impl ChatRoom {
         self.tx.subscribe()
     }
 
-    /// Sends a message from `from` to every member. Returns how many members it reached.
-    pub fn publish(&self, from: &str, text: String, at_ms: u64) -> usize {
+    /// Sends a message from `from` (a username, shown as `name`) to every member. Returns how
+    /// many members it reached.
+    pub fn publish(&self, from: &str, name: &str, text: String, at_ms: u64) -> usize {
         let frame = encode(
             None,
             &ServerMsg::Message {
                 from: from.to_owned(),
+                name: name.to_owned(),
                 text,
                 at: at_ms,
             },

@@ -67,6 +67,10 @@ pub struct WebauthnConfig {
     pub rp_id: String,
     pub rp_name: String,
     pub origins: Vec<String>,
+    /// Origins on other domains that may use this rp id (WebAuthn related origin requests),
+    /// served as `/.well-known/webauthn` and accepted like `origins`.
+    #[serde(default)]
+    pub related_origins: Vec<String>,
     pub ceremony_timeout_secs: u64,
     pub resident_key: ResidentKey,
 }
@@ -219,7 +223,7 @@ impl Config {
         if w.origins.is_empty() {
             return invalid("webauthn.origins must list at least one origin".into());
         }
-        for origin in self.origins()? {
+        for origin in self.primary_origins()? {
             let host = origin.host_str().unwrap_or_default();
             if !(host == w.rp_id || host.ends_with(&format!(".{}", w.rp_id))) {
                 return invalid(format!(
@@ -229,6 +233,8 @@ impl Config {
                 ));
             }
         }
+        // Related origins need not be under the rp id; they only have to be origins.
+        self.origins()?;
         if w.ceremony_timeout_secs == 0 {
             return invalid("webauthn.ceremony_timeout_secs must be at least 1".into());
         }
@@ -286,8 +292,23 @@ impl Config {
         Ok(())
     }
 
-    /// The configured origins, parsed.
+    /// Every origin that may run ceremonies and open sockets: `webauthn.origins`, then
+    /// `webauthn.related_origins`, parsed.
     pub fn origins(&self) -> Result<Vec<Url>, ConfigError> {
+        let related = self
+            .webauthn
+            .related_origins
+            .iter()
+            .map(|o| parse_origin("webauthn.related_origins", o));
+        self.primary_origins()?
+            .into_iter()
+            .map(Ok)
+            .chain(related)
+            .collect()
+    }
+
+    /// `webauthn.origins` alone, parsed: the ones the rp id must be a suffix of.
+    pub fn primary_origins(&self) -> Result<Vec<Url>, ConfigError> {
         self.webauthn
             .origins
             .iter()
@@ -433,6 +454,20 @@ mod tests {
             .to_string();
         assert!(err.contains("webauthn.rp_id \"example.com\""), "{err}");
         assert!(err.contains("http://localhost:8080"), "{err}");
+    }
+
+    #[test]
+    fn related_origins_need_not_be_under_the_rp_id_but_must_be_origins() {
+        let file = "[webauthn]\nrp_id = \"example.com\"\norigins = [\"https://example.com\"]\n\
+                    related_origins = [\"https://example.co.uk\"]\n";
+        let c = Config::from_layers(Some(("f".into(), file.into())), std::iter::empty()).unwrap();
+        let all: Vec<String> = c.origins().unwrap().iter().map(|u| u.to_string()).collect();
+        assert_eq!(all, ["https://example.com/", "https://example.co.uk/"]);
+        let bad = "[webauthn]\nrelated_origins = [\"https://example.co.uk/path\"]\n";
+        let err = Config::from_layers(Some(("f".into(), bad.into())), std::iter::empty())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("webauthn.related_origins"), "{err}");
     }
 
     #[test]

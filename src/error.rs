@@ -21,12 +21,14 @@ pub enum ErrorCode {
     LastPasskey,
     PasskeyLimit,
     NoPasskey,
+    UnknownCredential,
+    RecoveryFailed,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the declaration.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadRequest,
         ErrorCode::UsernameTaken,
         ErrorCode::UnknownUser,
@@ -39,6 +41,8 @@ impl ErrorCode {
         ErrorCode::LastPasskey,
         ErrorCode::PasskeyLimit,
         ErrorCode::NoPasskey,
+        ErrorCode::UnknownCredential,
+        ErrorCode::RecoveryFailed,
         ErrorCode::Internal,
     ];
 
@@ -56,6 +60,8 @@ impl ErrorCode {
             ErrorCode::LastPasskey => "last_passkey",
             ErrorCode::PasskeyLimit => "passkey_limit",
             ErrorCode::NoPasskey => "no_passkey",
+            ErrorCode::UnknownCredential => "unknown_credential",
+            ErrorCode::RecoveryFailed => "recovery_failed",
             ErrorCode::Internal => "internal",
         }
     }
@@ -94,6 +100,13 @@ pub enum Error {
          recover the account."
     )]
     NoPasskey,
+    /// A sign-in presented a passkey this server does not know (deleted, or never registered):
+    /// the browser may be told to forget it (WebAuthn `signalUnknownCredential`).
+    #[error("This passkey is not registered here (any more); sign in with another one.")]
+    UnknownCredential,
+    /// A recovery code that does not match the username, or was used already.
+    #[error("That username and recovery code do not match, or the code was used already.")]
+    RecoveryFailed,
     /// Unexpected: storage or library failure. The string is for the log only.
     #[error("Internal error.")]
     Internal(String),
@@ -114,6 +127,8 @@ impl Error {
             Error::LastPasskey => ErrorCode::LastPasskey,
             Error::PasskeyLimit(_) => ErrorCode::PasskeyLimit,
             Error::NoPasskey => ErrorCode::NoPasskey,
+            Error::UnknownCredential => ErrorCode::UnknownCredential,
+            Error::RecoveryFailed => ErrorCode::RecoveryFailed,
             Error::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -87,6 +87,36 @@ pub enum Event {
         session: Uuid,
         reason: EndReason,
     },
+    /// A new set of recovery codes replaced the old one.
+    RecoveryCodesCreated {
+        user: Uuid,
+        count: usize,
+    },
+    /// A recovery code signed in (and was spent); `remaining` codes are left.
+    RecoveryCodeUsed {
+        user: Uuid,
+        remaining: usize,
+        address: Option<IpAddr>,
+    },
+    /// A recovery attempt failed (`recovery_failed` or `rate_limited`); `user` when the
+    /// username exists.
+    RecoveryFailed {
+        user: Option<Uuid>,
+        code: ErrorCode,
+        address: Option<IpAddr>,
+    },
+    /// A recovery session added a passkey and became an ordinary session.
+    RecoveryCompleted {
+        user: Uuid,
+        credential_id: String,
+    },
+    DisplayNameChanged {
+        user: Uuid,
+    },
+    /// The account was deleted by its owner.
+    AccountDeleted {
+        user: Uuid,
+    },
 }
 
 impl Event {
@@ -103,6 +133,12 @@ impl Event {
             Event::SessionCreated { .. } => "session.created",
             Event::SessionRefreshed { .. } => "session.refreshed",
             Event::SessionEnded { .. } => "session.ended",
+            Event::RecoveryCodesCreated { .. } => "recovery.codes_created",
+            Event::RecoveryCodeUsed { .. } => "recovery.code_used",
+            Event::RecoveryFailed { .. } => "recovery.failed",
+            Event::RecoveryCompleted { .. } => "recovery.completed",
+            Event::DisplayNameChanged { .. } => "account.display_name_changed",
+            Event::AccountDeleted { .. } => "account.deleted",
         }
     }
 }
@@ -207,6 +243,30 @@ fn audit(event: &Event) {
             reason,
         } => {
             tracing::info!(target: "audit", event = name, %user, %session, reason = reason.as_str())
+        }
+        Event::RecoveryCodesCreated { user, count } => {
+            tracing::info!(target: "audit", event = name, %user, count)
+        }
+        Event::RecoveryCodeUsed {
+            user,
+            remaining,
+            address,
+        } => {
+            tracing::info!(target: "audit", event = name, %user, remaining, address = address.map(|a| a.to_string()))
+        }
+        Event::RecoveryFailed {
+            user,
+            code,
+            address,
+        } => {
+            tracing::info!(target: "audit", event = name, user = user.map(|u| u.to_string()), code = code.as_str(), address = address.map(|a| a.to_string()))
+        }
+        Event::RecoveryCompleted {
+            user,
+            credential_id,
+        } => tracing::info!(target: "audit", event = name, %user, credential_id),
+        Event::DisplayNameChanged { user } | Event::AccountDeleted { user } => {
+            tracing::info!(target: "audit", event = name, %user)
         }
     }
 }

@@ -23,6 +23,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod aaguid;
+pub mod account;
 pub mod admin;
 pub mod admission;
 pub mod api;
@@ -43,6 +44,7 @@ pub mod metrics;
 pub mod names;
 pub mod protocol;
 pub mod ratelimit;
+pub mod recovery;
 pub mod softkey;
 pub mod state;
 pub mod store;

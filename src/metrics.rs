@@ -115,7 +115,7 @@ struct Class {
 }
 
 /// Every error code, for the pre-created `outcome` labels.
-const CODES: [ErrorCode; 13] = ErrorCode::ALL;
+const CODES: [ErrorCode; ErrorCode::ALL.len()] = ErrorCode::ALL;
 
 const REASONS: [EndReason; 6] = [
     EndReason::Logout,

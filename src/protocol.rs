@@ -104,6 +104,29 @@ pub struct SessionRevoke {
     pub session_id: Uuid,
 }
 
+/// `account.update` (also the body of `PATCH /api/account`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountUpdate {
+    pub display_name: String,
+}
+
+/// `account.delete` (also the body of `DELETE /api/account`): `confirm` must be the account's
+/// username, as its owner typed it, so a stray click or a script's typo deletes nothing.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountDelete {
+    pub confirm: String,
+}
+
+/// `recovery.login`: a username and one of its recovery codes.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryLogin {
+    pub username: String,
+    pub code: String,
+}
+
 /// A client message, by its `"type"` (see [`ClientMsg::TYPES`] and [`decode`]).
 #[derive(Debug)]
 pub enum ClientMsg {
@@ -123,6 +146,11 @@ pub enum ClientMsg {
     SessionsList {},
     SessionsRevoke(SessionRevoke),
     SessionsRevokeOthers {},
+    AccountUpdate(AccountUpdate),
+    AccountDelete(AccountDelete),
+    RecoveryStatus {},
+    RecoveryCreate {},
+    RecoveryLogin(RecoveryLogin),
     /// A chat message (only on `/chat`).
     Message {
         text: String,
@@ -146,6 +174,11 @@ impl ClientMsg {
         "sessions.list",
         "sessions.revoke",
         "sessions.revokeOthers",
+        "account.update",
+        "account.delete",
+        "recovery.status",
+        "recovery.create",
+        "recovery.login",
         "message",
     ];
 
@@ -165,6 +198,11 @@ impl ClientMsg {
             ClientMsg::SessionsList {} => "sessions.list",
             ClientMsg::SessionsRevoke(_) => "sessions.revoke",
             ClientMsg::SessionsRevokeOthers {} => "sessions.revokeOthers",
+            ClientMsg::AccountUpdate(_) => "account.update",
+            ClientMsg::AccountDelete(_) => "account.delete",
+            ClientMsg::RecoveryStatus {} => "recovery.status",
+            ClientMsg::RecoveryCreate {} => "recovery.create",
+            ClientMsg::RecoveryLogin(_) => "recovery.login",
             ClientMsg::Message { .. } => "message",
         }
     }
@@ -263,10 +301,15 @@ pub struct PasskeyView {
     pub authenticator: Option<&'static str>,
 }
 
-/// `passkeys.list.result`.
+/// `passkeys.list.result`: the passkeys, and what the browser's WebAuthn Signal API needs to be
+/// told which of them the server still accepts (`signalAllAcceptedCredentials`).
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PasskeyList {
     pub passkeys: Vec<PasskeyView>,
+    pub rp_id: String,
+    /// The account's WebAuthn user handle (its id's 16 bytes), base64url.
+    pub user_handle: String,
 }
 
 /// `passkeys.rename.result`.
@@ -294,6 +337,52 @@ pub struct SessionList {
 #[derive(Debug, Serialize)]
 pub struct Revoked {
     pub revoked: usize,
+}
+
+/// `account.update.result`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountUpdated {
+    pub user: UserView,
+    pub rp_id: String,
+    pub user_handle: String,
+}
+
+/// `account.delete.result`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountDeleted {
+    pub id: Uuid,
+    pub username: String,
+}
+
+/// `recovery.status.result`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryStatus {
+    /// Unused codes left (0 when none were ever made).
+    pub remaining: usize,
+    /// When the current set was made, Unix seconds.
+    pub created_at: Option<u64>,
+}
+
+/// `recovery.create.result`: the new codes, shown this once.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryCodes {
+    pub codes: Vec<String>,
+    pub created_at: u64,
+}
+
+/// `recovery.result`: the socket is signed in to `user` until `until` (Unix seconds), and may
+/// only add a passkey.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryGranted {
+    pub user: UserView,
+    pub until: u64,
+    /// Codes left after this one.
+    pub remaining: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -330,8 +419,24 @@ pub enum ServerMsg {
     SessionsRevokeResult(Revoked),
     #[serde(rename = "sessions.revokeOthers.result")]
     SessionsRevokeOthersResult(Revoked),
+    #[serde(rename = "account.update.result")]
+    AccountUpdateResult(AccountUpdated),
+    #[serde(rename = "account.delete.result")]
+    AccountDeleteResult(AccountDeleted),
+    #[serde(rename = "recovery.status.result")]
+    RecoveryStatusResult(RecoveryStatus),
+    #[serde(rename = "recovery.create.result")]
+    RecoveryCreateResult(RecoveryCodes),
+    #[serde(rename = "recovery.result")]
+    RecoveryResult(RecoveryGranted),
+    /// A chat message: `from` is the sender's username, `name` their display name.
     #[serde(rename = "message")]
-    Message { from: String, text: String, at: u64 },
+    Message {
+        from: String,
+        name: String,
+        text: String,
+        at: u64,
+    },
     #[serde(rename = "error")]
     Error { code: ErrorCode, message: String },
 }

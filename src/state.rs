@@ -51,6 +51,8 @@ pub struct Shared {
     pub connects: Option<std::sync::Mutex<crate::ratelimit::TokenBucket>>,
     /// Reverse proxies whose forwarded-for headers are believed.
     pub proxies: crate::clientaddr::TrustedProxies,
+    /// Allowances of recovery-code attempts, per account and per address.
+    pub recovery: crate::recovery::Limiter,
     socket_ids: Arc<AtomicU64>,
     open_sockets: Arc<AtomicU64>,
     /// Set to true once when the server begins to shut down; sockets close with 1001.
@@ -147,6 +149,7 @@ impl AppState {
                 connects,
                 per_user,
                 proxies,
+                recovery: crate::recovery::Limiter::default(),
                 capacity,
                 anonymous,
                 endpoints: Arc::new(Endpoints::from_config(&config.endpoints)),

@@ -19,6 +19,7 @@
 mod admin;
 mod flush;
 mod migrate;
+mod recovery;
 mod signin;
 mod usage;
 
@@ -34,6 +35,7 @@ use webauthn_rs::prelude::Passkey;
 use crate::error::Error;
 use crate::protocol::UserView;
 pub use admin::DeletedUser;
+pub use recovery::{RecoverySet, StoredCode};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {

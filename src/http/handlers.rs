@@ -39,18 +39,18 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// `GET /api/me`: who the bearer token belongs to.
-pub async fn me(req: HttpRequest) -> Reply {
-    ok(api::whoami(&token_of(&req)?))
+pub async fn me(req: HttpRequest, state: web::Data<AppState>) -> Reply {
+    ok(api::whoami(&state, &token_of(&req)?))
 }
 
 /// `GET /auth/verify`: forward authentication for nginx `auth_request` and Traefik
 /// `forwardAuth`. 200 with the user in `X-Auth-User` / `X-Auth-User-Id`, else 401.
-pub async fn forward_auth(req: HttpRequest) -> Reply {
+pub async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> Reply {
     let info = token_of(&req)?;
     Ok(HttpResponse::Ok()
         .insert_header(("X-Auth-User", info.user.name.as_str()))
         .insert_header(("X-Auth-User-Id", info.user.id.to_string()))
-        .json(api::whoami(&info)))
+        .json(api::whoami(&state, &info)))
 }
 
 pub async fn register_begin(

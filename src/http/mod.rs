@@ -6,6 +6,7 @@
 //! the unauthorized hook when that fails, and leaves a [`RequestAuth`] in the request's
 //! extensions for handlers and sockets to read.
 
+pub mod account;
 pub mod admin;
 pub mod cors;
 mod deadline;
@@ -76,7 +77,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::BadRequest | ErrorCode::VerificationFailed => StatusCode::BAD_REQUEST,
         ErrorCode::UsernameTaken | ErrorCode::CredentialInUse => StatusCode::CONFLICT,
-        ErrorCode::UnknownUser | ErrorCode::CeremonyNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::UnknownUser | ErrorCode::CeremonyNotFound | ErrorCode::UnknownCredential => {
+            StatusCode::NOT_FOUND
+        }
+        ErrorCode::RecoveryFailed => StatusCode::UNAUTHORIZED,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
@@ -308,7 +312,8 @@ pub fn routes(
         .route("/ws", web::get().to(crate::ws::ceremony_socket))
         .route("/echo", web::get().to(crate::ws::echo_socket))
         .route("/chat", web::get().to(crate::ws::chat_socket))
-        .configure(admin::routes);
+        .configure(admin::routes)
+        .configure(account::routes);
     if let Some(dir) = static_dir {
         cfg.service(actix_files::Files::new("/", dir).index_file("index.html"));
     }

@@ -112,6 +112,11 @@ impl ClientMsg {
             "sessions.list" => ClientMsg::SessionsList {},
             "sessions.revoke" => ClientMsg::SessionsRevoke(body(text)?),
             "sessions.revokeOthers" => ClientMsg::SessionsRevokeOthers {},
+            "account.update" => ClientMsg::AccountUpdate(body(text)?),
+            "account.delete" => ClientMsg::AccountDelete(body(text)?),
+            "recovery.status" => ClientMsg::RecoveryStatus {},
+            "recovery.create" => ClientMsg::RecoveryCreate {},
+            "recovery.login" => ClientMsg::RecoveryLogin(body(text)?),
             "message" => ClientMsg::Message {
                 text: body::<MessageBody>(text)?.text,
             },

@@ -155,10 +155,11 @@ fn golden_server_frames() {
         None,
         ServerMsg::Message {
             from: "bob".into(),
+            name: "Bob 🎈".into(),
             text: "hi".into(),
             at: 12,
         },
-        json!({"type":"message","from":"bob","text":"hi","at":12}),
+        json!({"type":"message","from":"bob","name":"Bob 🎈","text":"hi","at":12}),
     );
     golden(
         Some(MsgId::Number(1.into())),
@@ -228,10 +229,64 @@ fn golden_account_and_session_frames() {
         Some(MsgId::Number(1.into())),
         ServerMsg::PasskeysListResult(PasskeyList {
             passkeys: vec![passkey.clone()],
+            rp_id: "localhost".into(),
+            user_handle: "AAAAAAAAAAAAAAAAAAAAAA".into(),
         }),
         json!({"type":"passkeys.list.result","id":1,"passkeys":[{"id":"AQID","label":"iCloud Keychain",
                "createdAt":1,"lastUsedAt":null,"backupEligible":true,"backedUp":true,
-               "aaguid":"00000000-0000-0000-0000-000000000000","authenticator":"iCloud Keychain"}]}),
+               "aaguid":"00000000-0000-0000-0000-000000000000","authenticator":"iCloud Keychain"}],
+               "rpId":"localhost","userHandle":"AAAAAAAAAAAAAAAAAAAAAA"}),
+    );
+    let alice = UserView {
+        id: Uuid::nil(),
+        name: "alice@example.com".into(),
+        display_name: "Alice".into(),
+    };
+    golden(
+        None,
+        ServerMsg::AccountUpdateResult(AccountUpdated {
+            user: alice.clone(),
+            rp_id: "localhost".into(),
+            user_handle: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        }),
+        json!({"type":"account.update.result","user":{"id":"00000000-0000-0000-0000-000000000000",
+               "name":"alice@example.com","displayName":"Alice"},"rpId":"localhost",
+               "userHandle":"AAAAAAAAAAAAAAAAAAAAAA"}),
+    );
+    golden(
+        None,
+        ServerMsg::AccountDeleteResult(AccountDeleted {
+            id: Uuid::nil(),
+            username: "alice@example.com".into(),
+        }),
+        json!({"type":"account.delete.result","id":"00000000-0000-0000-0000-000000000000",
+               "username":"alice@example.com"}),
+    );
+    golden(
+        None,
+        ServerMsg::RecoveryStatusResult(RecoveryStatus {
+            remaining: 9,
+            created_at: Some(4),
+        }),
+        json!({"type":"recovery.status.result","remaining":9,"createdAt":4}),
+    );
+    golden(
+        None,
+        ServerMsg::RecoveryCreateResult(RecoveryCodes {
+            codes: vec!["ABCD-EFGH-JKMN-PQRS".into()],
+            created_at: 4,
+        }),
+        json!({"type":"recovery.create.result","codes":["ABCD-EFGH-JKMN-PQRS"],"createdAt":4}),
+    );
+    golden(
+        None,
+        ServerMsg::RecoveryResult(RecoveryGranted {
+            user: alice,
+            until: 600,
+            remaining: 8,
+        }),
+        json!({"type":"recovery.result","user":{"id":"00000000-0000-0000-0000-000000000000",
+               "name":"alice@example.com","displayName":"Alice"},"until":600,"remaining":8}),
     );
     golden(
         None,

@@ -64,6 +64,18 @@ pub struct SocketCtx {
     pub user_slot: Option<crate::admission::UserSlot>,
     /// Only on `/ws`: other sockets run no ceremonies and carry none of this.
     ceremonies: Option<Box<CeremonySlots>>,
+    /// Signed in by a recovery code: such a socket may only add a passkey to its account (see
+    /// `crate::recovery`).
+    pub recovery: Option<RecoveryGrant>,
+}
+
+/// What a recovery code granted a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryGrant {
+    /// Clock milliseconds at which the grant ends.
+    pub until_ms: u64,
+    /// Whether the passkey's `register.begin` asked for a token.
+    pub token: bool,
 }
 
 /// A ceremony socket's latest pending ceremony of each kind, and its per-minute allowance.
@@ -100,6 +112,7 @@ impl SocketCtx {
                     allowance: TokenBucket::new(f64::from(per_minute) / 60.0, per_minute, now),
                 })
             }),
+            recovery: None,
         }
     }
 
@@ -254,10 +267,16 @@ async fn handle(
             });
         }
     }
+    if ctx.recovery.is_some() {
+        recovery_allows(ctx, state, &msg)?;
+    }
     let reply = |msg| Ok(Outcome::reply(id, msg));
     match msg {
         ClientMsg::RegisterBegin(req) => {
             take_ceremony_slot(ctx, now)?;
+            if let Some(grant) = ctx.recovery.as_mut() {
+                grant.token = req.token;
+            }
             let options = api::register_begin(state, &ctx.caller, &req)?;
             if let Some(old) = slots(ctx)?.register.replace(options.ceremony_id) {
                 state.ceremonies.pending().cancel(&old);
@@ -266,10 +285,16 @@ async fn handle(
         }
         ClientMsg::RegisterFinish(req) => {
             let ceremony = resolve(&mut slots(ctx)?.register, req.ceremony_id)?;
-            let (result, signed_in) =
+            let (mut result, signed_in) =
                 api::register_finish(state, &ctx.caller, Transport::WebSocket, &ceremony, &req)
                     .await?;
-            let watch = sign_in(ctx, state, signed_in);
+            let watch = match ctx.recovery.take() {
+                Some(grant) => {
+                    let token = grant.token || req.token;
+                    recovered(ctx, state, &mut result, &signed_in, token)?
+                }
+                None => sign_in(ctx, state, signed_in),
+            };
             Ok(Outcome {
                 watch,
                 ..Outcome::reply(id, ServerMsg::RegisterResult(result))
@@ -327,6 +352,56 @@ async fn handle(
         ClientMsg::SessionsRevokeOthers {} => reply(ServerMsg::SessionsRevokeOthersResult(
             api::sessions_revoke_others(state, &ctx.caller).await?,
         )),
+        ClientMsg::AccountUpdate(req) => reply(ServerMsg::AccountUpdateResult(
+            crate::account::update(state, &ctx.caller, &req.display_name).await?,
+        )),
+        ClientMsg::AccountDelete(req) => {
+            let deleted = crate::account::delete(state, &ctx.caller, &req.confirm).await?;
+            // Its sessions' end closes this socket (4401) right after the reply.
+            ctx.caller.user = None;
+            ctx.caller.session = None;
+            reply(ServerMsg::AccountDeleteResult(deleted))
+        }
+        ClientMsg::RecoveryStatus {} => reply(ServerMsg::RecoveryStatusResult(
+            crate::recovery::status(state, &ctx.caller)?,
+        )),
+        ClientMsg::RecoveryCreate {} => reply(ServerMsg::RecoveryCreateResult(
+            crate::recovery::create(state, &ctx.caller).await?,
+        )),
+        ClientMsg::RecoveryLogin(req) => {
+            if ctx.kind != SocketKind::Ceremony {
+                return Err(Error::bad_request(
+                    "\"recovery.login\" is accepted only on /ws.",
+                ));
+            }
+            let address = ctx.caller.meta.address;
+            let (user, remaining) =
+                crate::recovery::redeem(state, &req.username, &req.code, address, now).await?;
+            let meta = SessionMeta {
+                credential_id: None,
+                ..ctx.caller.meta.clone()
+            };
+            let info = state
+                .tokens
+                .issue_for_socket(std::sync::Arc::new(user.view()), meta)?;
+            let watch = bind(ctx, state, &info).ok_or(Error::RecoveryFailed)?;
+            let until_ms = state.clock.now_ms() + crate::recovery::SESSION_SECS * 1000;
+            ctx.recovery = Some(RecoveryGrant {
+                until_ms,
+                token: false,
+            });
+            Ok(Outcome {
+                watch: Some(watch),
+                ..Outcome::reply(
+                    id,
+                    ServerMsg::RecoveryResult(protocol::RecoveryGranted {
+                        user: user.view(),
+                        until: until_ms / 1000,
+                        remaining,
+                    }),
+                )
+            })
+        }
         ClientMsg::Message { text } => {
             if ctx.kind != SocketKind::Chat {
                 return Err(Error::bad_request("\"message\" is accepted only on /chat."));
@@ -339,15 +414,88 @@ async fn handle(
                     "\"text\" is longer than {MAX_MESSAGE_CHARS} characters."
                 )));
             }
-            let from = ctx
-                .caller
-                .user
-                .as_ref()
-                .map_or("anonymous", |u| u.name.as_str());
-            state.chat.publish(from, text, state.clock.now_ms());
+            let (from, name) = match &ctx.caller.user {
+                // The display name as it is now: it may have changed since the sign-in.
+                Some(u) => {
+                    let name = match state.store.user(&u.id) {
+                        Ok(Some(record)) => record.display_name,
+                        _ => u.display_name.clone(),
+                    };
+                    (u.name.as_str(), name)
+                }
+                None => ("anonymous", "anonymous".to_owned()),
+            };
+            state.chat.publish(from, &name, text, state.clock.now_ms());
             Ok(Outcome::default())
         }
     }
+}
+
+/// What a socket signed in by a recovery code may do: add a passkey to its own account (and
+/// ping, or sign out), until its time is up, when its session ends.
+fn recovery_allows(ctx: &mut SocketCtx, state: &AppState, msg: &ClientMsg) -> Result<(), Error> {
+    let expired = ctx
+        .recovery
+        .is_some_and(|grant| state.clock.now_ms() >= grant.until_ms);
+    if expired {
+        ctx.recovery = None;
+        if let Some(session) = ctx.caller.session.take() {
+            state.tokens.end_socket_session(&session);
+        }
+        ctx.caller.user = None;
+        return Err(Error::Unauthorized(
+            "The recovery session has ended; use another recovery code.",
+        ));
+    }
+    match msg {
+        ClientMsg::RegisterBegin(req) => {
+            let own = ctx.caller.user.as_ref().is_some_and(|u| {
+                crate::names::username_key(&req.username) == crate::names::username_key(&u.name)
+            });
+            if own {
+                Ok(())
+            } else {
+                Err(Error::Unauthorized(
+                    "A recovery session may only add a passkey to its own account.",
+                ))
+            }
+        }
+        ClientMsg::RegisterFinish(_) | ClientMsg::Ping {} | ClientMsg::Logout {} => Ok(()),
+        _ => Err(Error::Unauthorized(
+            "A recovery session may only add a passkey; add one, then sign in with it.",
+        )),
+    }
+}
+
+/// A recovery session added a passkey: the socket leaves it for an ordinary session opened by
+/// the new passkey, with a token when one was asked for.
+fn recovered(
+    ctx: &mut SocketCtx,
+    state: &AppState,
+    result: &mut protocol::RegisterResult,
+    signed_in: &SignedIn,
+    want_token: bool,
+) -> Result<Option<Revocation>, Error> {
+    let meta = SessionMeta {
+        credential_id: Some(result.credential_id.clone()),
+        ..ctx.caller.meta.clone()
+    };
+    let user = std::sync::Arc::new(signed_in.user.view());
+    let info = if want_token {
+        let (token, info) = state.tokens.issue(user, meta)?;
+        result.authentication = Some(protocol::Authentication {
+            token,
+            expires_at: info.expires_at,
+        });
+        info
+    } else {
+        state.tokens.issue_for_socket(user, meta)?
+    };
+    state.events.emit(crate::events::Event::RecoveryCompleted {
+        user: signed_in.user.id,
+        credential_id: result.credential_id.clone(),
+    });
+    Ok(bind(ctx, state, &info))
 }
 
 /// The ceremony state of a `/ws` socket (`handle` refuses ceremonies on the others first).
@@ -434,7 +582,7 @@ fn auth(
     ctx.user_slot = slot;
     Ok(Outcome {
         watch: Some(watch),
-        ..Outcome::reply(id, ServerMsg::AuthResult(api::whoami(&info)))
+        ..Outcome::reply(id, ServerMsg::AuthResult(api::whoami(state, &info)))
     })
 }
 

@@ -15,4 +15,5 @@ mod helpers;
 mod limits;
 mod metrics;
 pub(crate) mod persistence;
+mod self_service;
 mod sockets;
