@@ -67,7 +67,7 @@ pub async fn delete(
     let deleted = crate::admin::delete_user(state, &user.id).await?;
     state.events.emit(Event::AccountDeleted { user: user.id });
     Ok(AccountDeleted {
-        id: deleted.id,
+        user_id: deleted.id,
         username: deleted.username,
     })
 }

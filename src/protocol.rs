@@ -348,11 +348,11 @@ pub struct AccountUpdated {
     pub user_handle: String,
 }
 
-/// `account.delete.result`.
+/// `account.delete.result`. (`userId`, not `id`: a frame's `id` is the request's.)
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountDeleted {
-    pub id: Uuid,
+    pub user_id: Uuid,
     pub username: String,
 }
 

@@ -256,10 +256,10 @@ fn golden_account_and_session_frames() {
     golden(
         None,
         ServerMsg::AccountDeleteResult(AccountDeleted {
-            id: Uuid::nil(),
+            user_id: Uuid::nil(),
             username: "alice@example.com".into(),
         }),
-        json!({"type":"account.delete.result","id":"00000000-0000-0000-0000-000000000000",
+        json!({"type":"account.delete.result","userId":"00000000-0000-0000-0000-000000000000",
                "username":"alice@example.com"}),
     );
     golden(

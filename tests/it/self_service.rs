@@ -193,6 +193,8 @@ async fn the_display_name_changes_and_an_account_deletes_itself_over_the_socket_
         .request(json!({"type":"account.delete","id":3,"confirm":"Cleo"}))
         .await;
     assert_eq!(deleted["type"], "account.delete.result", "{deleted}");
+    assert_eq!(deleted["id"], 3, "the request's id, not the account's");
+    assert_eq!(deleted["userId"], json!(user_id));
     assert_eq!(deleted["username"], "cleo");
     assert_eq!(ws.expect_close().await, 4401);
     assert_eq!(chat.expect_close().await, 4401);
