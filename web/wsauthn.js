@@ -32,6 +32,8 @@ export const SERVER_CODES = Object.freeze([
   "last_passkey",
   "passkey_limit",
   "no_passkey",
+  "unknown_credential",
+  "recovery_failed",
   "internal",
 ]);
 
@@ -46,11 +48,14 @@ export const SERVER_CODES = Object.freeze([
  *   (InvalidStateError on create);
  * - `unsupported`: no WebAuthn (or no conditional mediation, for `autofill`);
  * - `insecure`: WebAuthn refused the origin (SecurityError: not HTTPS, or rp id mismatch);
- * - `authenticator`: any other failure of the browser or authenticator.
+ * - `authenticator`: any other failure of the browser or authenticator;
+ * - `origin_not_allowed`: the server refuses this page's origin (its WebSocket upgrade gets 403);
+ *   the message names the origins it accepts.
  */
 export const CLIENT_CODES = Object.freeze([
   "timeout",
   "disconnected",
+  "origin_not_allowed",
   "cancelled",
   "aborted",
   "already_registered",
@@ -91,7 +96,46 @@ export class WsauthnError extends Error {
  * @property {User} user
  * @property {string} token        the bearer token (64 hex digits); keep it secret
  * @property {number} expiresAt    unix seconds: the token's absolute end of life
- * @property {"register" | "login" | "autofill"} via   how this session was obtained
+ * @property {"register" | "login" | "autofill" | "restored" | "recovery"} via   how this session
+ *   was obtained: a ceremony, a reload that found it in `sessionStorage`, or a recovery code
+ */
+
+/**
+ * @typedef {object} Passkey      one passkey of the signed-in account (`passkeys.list`)
+ * @property {string} id          the credential id, base64url
+ * @property {string} label       its name: given by its owner, else the authenticator model's
+ * @property {number} createdAt   unix seconds
+ * @property {number | null} lastUsedAt   unix seconds of its last sign-in
+ * @property {boolean} backupEligible     it can be synced (a passkey provider's, not one device's)
+ * @property {boolean} backedUp           it is synced right now
+ * @property {string | null} aaguid       the authenticator model's AAGUID
+ * @property {string | null} authenticator the model's name when the AAGUID is a known one
+ */
+
+/**
+ * @typedef {object} SessionInfo  one session of the signed-in account (`sessions.list`)
+ * @property {string} id
+ * @property {number} createdAt
+ * @property {number} lastUsedAt
+ * @property {number} expiresAt
+ * @property {string | null} userAgent  of the request that opened it
+ * @property {string | null} address    ditto
+ * @property {string} [credentialId]    the passkey that opened it
+ * @property {boolean} socketOnly       no token: it lives as long as its socket
+ * @property {boolean} current          the session of this client
+ */
+
+/**
+ * @typedef {object} RecoveryStatus
+ * @property {number} remaining         unused recovery codes
+ * @property {number | null} createdAt  when the current set was made, unix seconds
+ */
+
+/**
+ * @typedef {object} SignalEvent  `detail` of the `signal` event
+ * @property {"signalUnknownCredential" | "signalAllAcceptedCredentials" | "signalCurrentUserDetails"} method
+ * @property {object} options     what was (or would have been) passed
+ * @property {boolean} supported  whether this browser has the method (it was called only then)
  */
 
 /**
@@ -101,6 +145,11 @@ export class WsauthnError extends Error {
  * @property {number} [timeoutMs]   how long to wait for each server reply; default 10000
  * @property {boolean} [autoRefresh] refresh the token when the server warns that it is about to
  *   expire (an `expiring` frame), so sockets outlive any one token; default true
+ * @property {"session" | false} [persist] keep the session in this tab's `sessionStorage`, so a
+ *   reload stays signed in (`restore()`); the token is replaced at every restore. Default
+ *   "session"; `false` keeps it in memory only (see docs/web-client.md for the trade-off)
+ * @property {boolean} [signals] tell the browser's passkey manager what the server knows
+ *   (WebAuthn Signal API, where the browser has it); default true
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -296,8 +345,10 @@ class Connection {
   /**
    * @param {string} url
    * @param {number} timeoutMs
+   * @param {(e: WsauthnError) => Promise<WsauthnError>} [explain] turns a failure to open into
+   *   the error callers see (the client asks the server why)
    */
-  constructor(url, timeoutMs) {
+  constructor(url, timeoutMs, explain) {
     this.timeoutMs = timeoutMs;
     this.nextId = 1;
     /** @type {Map<number, {resolve: (v: any) => void, reject: (e: WsauthnError) => void, timer: any}>} */
@@ -318,6 +369,8 @@ class Connection {
         () => (clearTimeout(timer), reject(new WsauthnError("disconnected", "Cannot connect to the server."))),
         { once: true },
       );
+    }).catch(async (e) => {
+      throw explain ? await explain(e) : e;
     });
     this.opened.catch(() => {}); // observed through `request`; no unhandled rejection here
     this.socket.addEventListener("message", (event) => this.#receive(event));
@@ -403,7 +456,10 @@ const RENEW_MARGIN_MS = 15_000;
  * - `session`: signed in or out; `detail` is the new Session, or `null` when signed out (by
  *   `logout`, or because the server revoked or expired the token);
  * - `refresh`: the token was renewed; `detail` is the Session with the new token;
- * - `expiring`: the server warned that the token expires soon; `detail.expiresAt`.
+ * - `user`: the signed-in user's details changed (`updateAccount`); `detail` is the User;
+ * - `expiring`: the server warned that the token expires soon; `detail.expiresAt`;
+ * - `signal`: the client told the browser's passkey manager something (Signal API);
+ *   `detail` is a SignalEvent.
  */
 export class WsauthnClient extends EventTarget {
   /** @param {ClientOptions} [options] */
@@ -416,6 +472,17 @@ export class WsauthnClient extends EventTarget {
     this.socketUrl.protocol = base.protocol === "https:" ? "wss:" : "ws:";
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.autoRefresh = options.autoRefresh ?? true;
+    this.signals = options.signals ?? true;
+    /** @type {Storage | null} */
+    this.storage = null;
+    if ((options.persist ?? "session") === "session") {
+      try {
+        this.storage = globalThis.sessionStorage ?? null;
+      } catch {
+        this.storage = null; // storage disabled (privacy settings): memory only
+      }
+    }
+    this.storageKey = `wsauthn:session:${this.baseUrl}`;
   }
 
   /** The ceremony socket, once opened. @type {Connection | null} */
@@ -428,6 +495,8 @@ export class WsauthnClient extends EventTarget {
   #autofill = null;
   /** @type {Promise<unknown> | null} */
   #autofillDone = null;
+  /** Bumped by every `autofill` and `abortAutofill`: an autofill still starting checks it. */
+  #autofillTicket = 0;
   /** Sockets opened with `openSocket`, closed on `logout`. @type {Set<WebSocket>} */
   #sockets = new Set();
   /** @type {Promise<Session> | null} */
@@ -461,7 +530,7 @@ export class WsauthnClient extends EventTarget {
   #connection() {
     const current = this.#conn;
     if (current && current.socket.readyState <= WebSocket.OPEN) return current;
-    const connection = new Connection(this.socketUrl.href, this.timeoutMs);
+    const connection = new Connection(this.socketUrl.href, this.timeoutMs, (e) => this.#explainConnectFailure(e));
     connection.onFrame = (frame) => {
       if (frame?.type !== "expiring" || !this.#session) return;
       this.dispatchEvent(new CustomEvent("expiring", { detail: { expiresAt: frame.expiresAt } }));
@@ -483,7 +552,93 @@ export class WsauthnClient extends EventTarget {
   /** @param {Session | null} session */
   #setSession(session) {
     this.#session = session;
+    this.#store(session);
     this.dispatchEvent(new CustomEvent("session", { detail: session }));
+  }
+
+  /** Keeps the session (or its absence) in `sessionStorage`, when `persist` allows. */
+  #store(/** @type {Session | null} */ session) {
+    try {
+      if (!this.storage) return;
+      if (session) this.storage.setItem(this.storageKey, JSON.stringify(session));
+      else this.storage.removeItem(this.storageKey);
+    } catch {
+      // Full or disabled storage: the session lives in memory only.
+    }
+  }
+
+  /**
+   * Why the socket could not open, in words that point the right way: the server refuses this
+   * page's origin (its `/.well-known/webauthn` lists the ones it accepts, readable from any
+   * page), or the server cannot be reached at all.
+   * @param {WsauthnError} e
+   * @returns {Promise<WsauthnError>}
+   */
+  async #explainConnectFailure(e) {
+    if (e.code !== "disconnected") return e;
+    const here = globalThis.location?.origin;
+    let origins;
+    try {
+      const response = await fetch(new URL("/.well-known/webauthn", this.baseUrl), {
+        signal: AbortSignal.timeout?.(this.timeoutMs),
+      });
+      origins = response.ok ? (await response.json()).origins : undefined;
+    } catch {
+      return new WsauthnError("disconnected", `Cannot reach the server at ${this.baseUrl}.`, { cause: e });
+    }
+    if (here && Array.isArray(origins) && !origins.includes(here)) {
+      const where = origins.length ? `; open ${origins.join(" or ")} instead` : "";
+      return new WsauthnError(
+        "origin_not_allowed",
+        `This page's origin ${here} is not allowed by the server at ${this.baseUrl}${where}.`,
+        { cause: e },
+      );
+    }
+    return e;
+  }
+
+  /**
+   * Calls a WebAuthn Signal API method where the browser has it, and reports it as a `signal`
+   * event either way. Never throws: a passkey manager's bookkeeping must not break the page.
+   * @param {SignalEvent["method"]} method
+   * @param {object} options
+   */
+  async #signal(method, options) {
+    if (!this.signals) return;
+    const PKC = /** @type {any} */ (globalThis.PublicKeyCredential);
+    const supported = typeof PKC?.[method] === "function";
+    if (supported) {
+      // Not awaited: the passkey manager's answer changes nothing here, and must not hold the
+      // page up. Browsers may refuse (no passkey manager, a mismatched rp id); nothing to do.
+      Promise.resolve()
+        .then(() => PKC[method](options))
+        .catch(() => {});
+    }
+    this.dispatchEvent(new CustomEvent("signal", { detail: { method, options, supported } }));
+  }
+
+  /** After a sign-in or a deletion: the passkeys the server accepts, and who the user is. */
+  async #signalAccepted() {
+    try {
+      const list = await this.#listPasskeys();
+      await this.#signal("signalAllAcceptedCredentials", {
+        rpId: list.rpId,
+        userId: list.userHandle,
+        allAcceptedCredentialIds: list.passkeys.map((/** @type {Passkey} */ p) => p.id),
+      });
+      const user = this.#session?.user;
+      if (user) {
+        await this.#signal("signalCurrentUserDetails", {
+          rpId: list.rpId,
+          userId: list.userHandle,
+          name: user.name,
+          displayName: user.displayName,
+        });
+      }
+      return list;
+    } catch {
+      return null;
+    }
   }
 
   /**
@@ -498,6 +653,7 @@ export class WsauthnClient extends EventTarget {
     this.#bound = true;
     const session = { user: result.user, token: auth.token, expiresAt: auth.expiresAt, via };
     this.#setSession(session);
+    if (this.signals) this.#signalAccepted();
     return session;
   }
 
@@ -512,29 +668,8 @@ export class WsauthnClient extends EventTarget {
     await this.abortAutofill();
     throwIfAborted(options.signal);
     const connection = this.#connection();
-    /** @type {Record<string, unknown>} */
-    const begin = { type: "register.begin", username, token: true };
-    if (options.displayName) begin.displayName = options.displayName;
-    const opts = await connection.request(begin, "register.options");
-    let credential;
-    try {
-      credential = await navigator.credentials.create({
-        publicKey: creationOptionsFromJSON(opts.publicKey),
-        signal: options.signal,
-      });
-    } catch (e) {
-      throw fromBrowserError(e, "create");
-    }
-    if (!credential) throw new WsauthnError("cancelled", "No passkey was created.");
-    const result = await connection.request(
-      {
-        type: "register.finish",
-        ceremonyId: opts.ceremonyId,
-        credential: credentialToJSON(/** @type {PublicKeyCredential} */ (credential)),
-        token: true,
-      },
-      "register.result",
-    );
+    const who = { username, displayName: options.displayName };
+    const result = await this.#createPasskey(connection, who, true, options.signal);
     return this.#signedIn(result, "register");
   }
 
@@ -562,10 +697,14 @@ export class WsauthnClient extends EventTarget {
    * @returns {Promise<Session>}
    */
   async autofill(options = {}) {
+    // Taken before the first await: a ceremony that starts meanwhile (and aborts autofill) must
+    // stop this one from starting at all, or its request would race the ceremony's.
+    const ticket = ++this.#autofillTicket;
     if (!(await isAutofillAvailable())) {
       throw new WsauthnError("unsupported", "This browser cannot offer passkeys in autofill.");
     }
-    await this.abortAutofill();
+    await this.#stopAutofill();
+    if (ticket !== this.#autofillTicket) throw new WsauthnError("aborted", "Autofill was aborted.");
     throwIfAborted(options.signal);
     const controller = new AbortController();
     this.#autofill = controller;
@@ -605,6 +744,12 @@ export class WsauthnClient extends EventTarget {
    * @returns {Promise<void>}
    */
   async abortAutofill() {
+    this.#autofillTicket++;
+    await this.#stopAutofill();
+  }
+
+  /** Aborts the pending autofill request, if any, and waits until the browser has let go. */
+  async #stopAutofill() {
     const controller = this.#autofill;
     const done = this.#autofillDone;
     if (!controller) return;
@@ -650,15 +795,31 @@ export class WsauthnClient extends EventTarget {
       connection.socket.removeEventListener("close", renewOnClose);
     }
     if (!credential) throw new WsauthnError("cancelled", "No passkey was used.");
-    const result = await connection.request(
-      {
-        type: "login.finish",
-        ceremonyId: opts.ceremonyId,
-        credential: credentialToJSON(/** @type {PublicKeyCredential} */ (credential)),
-        token: true,
-      },
-      "login.result",
-    );
+    // Aborted while the browser was answering (a button took over from autofill): finishing
+    // would open a session nobody uses.
+    throwIfAborted(signal);
+    let result;
+    try {
+      result = await connection.request(
+        {
+          type: "login.finish",
+          ceremonyId: opts.ceremonyId,
+          credential: credentialToJSON(/** @type {PublicKeyCredential} */ (credential)),
+          token: true,
+        },
+        "login.result",
+      );
+    } catch (e) {
+      // The server does not know this passkey (deleted, or its account was): let the browser's
+      // passkey manager forget it, so it stops being offered.
+      if (e instanceof WsauthnError && e.code === "unknown_credential") {
+        await this.#signal("signalUnknownCredential", {
+          rpId: opts.publicKey.rpId ?? new URL(this.baseUrl).hostname,
+          credentialId: credential.id,
+        });
+      }
+      throw e;
+    }
     return this.#signedIn(result, via);
   }
 
@@ -685,6 +846,7 @@ export class WsauthnClient extends EventTarget {
     if (this.#session !== session) throw new WsauthnError("unauthorized", "The session ended meanwhile.");
     const { token, expiresAt } = result.authentication;
     this.#session = { ...session, token, expiresAt };
+    this.#store(this.#session);
     this.dispatchEvent(new CustomEvent("refresh", { detail: this.#session }));
     return this.#session;
   }
@@ -750,11 +912,15 @@ export class WsauthnClient extends EventTarget {
     const session = this.#session;
     if (!session) throw new WsauthnError("unauthorized", "Sign in before opening a protected socket.");
     const url = new URL(path, this.socketUrl);
-    const connection = new Connection(url.href, this.timeoutMs);
+    const connection = new Connection(url.href, this.timeoutMs, (e) => this.#explainConnectFailure(e));
     try {
       await connection.request({ type: "auth", token: session.token }, "auth.result");
     } catch (e) {
       connection.close();
+      // The server no longer knows the token (revoked, expired, or the account deleted).
+      if (e instanceof WsauthnError && e.code === "unauthorized" && this.#session === session) {
+        this.#setSession(null);
+      }
       throw e;
     }
     // From here on the caller owns the frames.
@@ -802,6 +968,299 @@ export class WsauthnClient extends EventTarget {
       throw new WsauthnError(body.code ?? "internal", body.message ?? `HTTP ${response.status}`);
     }
     return body;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Staying signed in across a reload.
+
+  /**
+   * Resumes the session this tab kept in `sessionStorage` (see `persist`), with no passkey
+   * prompt: the stored token signs the ceremony socket in (`auth`) and is replaced at once
+   * (`refresh`), so a token read from storage earlier is dead by the time the page runs. The same
+   * server session carries on: a reload opens no new one. Resolves with the Session (`via:
+   * "restored"`), or `null` when nothing was stored or the server no longer accepts it (it is
+   * then forgotten). Rejects, keeping what was stored, when the server cannot be reached.
+   * @returns {Promise<Session | null>}
+   */
+  async restore() {
+    if (this.#session) return this.#session;
+    let stored;
+    try {
+      stored = JSON.parse(this.storage?.getItem(this.storageKey) ?? "null");
+    } catch {
+      stored = null;
+    }
+    if (!stored?.token || !stored.user) return null;
+    const connection = this.#connection();
+    let whoami;
+    try {
+      whoami = await connection.request({ type: "auth", token: stored.token }, "auth.result");
+    } catch (e) {
+      if (e instanceof WsauthnError && e.code === "unauthorized") {
+        this.#store(null);
+        return null;
+      }
+      throw e;
+    }
+    if (this.#conn === connection) this.#bound = true;
+    /** @type {Session} */
+    const session = { user: whoami.user, token: stored.token, expiresAt: whoami.expiresAt, via: "restored" };
+    this.#session = session;
+    try {
+      const fresh = await connection.request({ type: "refresh" }, "refresh.result");
+      session.token = fresh.authentication.token;
+      session.expiresAt = fresh.authentication.expiresAt;
+    } catch (e) {
+      this.#session = null;
+      this.#store(null);
+      if (e instanceof WsauthnError && e.code === "unauthorized") return null;
+      throw e;
+    }
+    this.#setSession(session);
+    if (this.signals) this.#signalAccepted();
+    return session;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The account: passkeys, sessions, recovery codes, the account itself. All run over the
+  // ceremony socket, signed in with the session's token.
+
+  /**
+   * One request on the ceremony socket as the signed-in user.
+   * @param {Record<string, unknown>} message
+   * @param {string} expect
+   * @returns {Promise<any>}
+   */
+  async #account(message, expect) {
+    const session = this.#session;
+    if (!session) throw new WsauthnError("unauthorized", "Sign in first.");
+    const connection = await this.#boundConnection(session);
+    return connection.request(message, expect);
+  }
+
+  /** @returns {Promise<{ passkeys: Passkey[], rpId: string, userHandle: string }>} */
+  #listPasskeys() {
+    return this.#account({ type: "passkeys.list" }, "passkeys.list.result");
+  }
+
+  /**
+   * The signed-in account's passkeys, oldest first. Also tells the browser's passkey manager
+   * which passkeys the server still accepts (`signalAllAcceptedCredentials`).
+   * @returns {Promise<Passkey[]>}
+   */
+  async passkeys() {
+    const list = await this.#listPasskeys();
+    await this.#signal("signalAllAcceptedCredentials", {
+      rpId: list.rpId,
+      userId: list.userHandle,
+      allAcceptedCredentialIds: list.passkeys.map((p) => p.id),
+    });
+    return list.passkeys;
+  }
+
+  /**
+   * Renames one of the account's passkeys (1 to 64 characters).
+   * @param {string} credentialId
+   * @param {string} label
+   * @returns {Promise<Passkey>}
+   */
+  async renamePasskey(credentialId, label) {
+    const result = await this.#account({ type: "passkeys.rename", credentialId, label }, "passkeys.rename.result");
+    return result.passkey;
+  }
+
+  /**
+   * Deletes one of the account's passkeys. The sessions it opened end with it (this one too,
+   * when it was opened by that passkey) unless `keepSessions`; the account's last passkey is
+   * refused (`last_passkey`) unless `allowLast`. Then tells the browser's passkey manager which
+   * passkeys are left (`signalAllAcceptedCredentials`), so the deleted one stops being offered.
+   * @param {string} credentialId
+   * @param {{ allowLast?: boolean, keepSessions?: boolean }} [options]
+   * @returns {Promise<{ credentialId: string, sessionsEnded: number }>}
+   */
+  async deletePasskey(credentialId, options = {}) {
+    const before = await this.#listPasskeys();
+    const result = await this.#account(
+      {
+        type: "passkeys.delete",
+        credentialId,
+        allowLast: !!options.allowLast,
+        keepSessions: !!options.keepSessions,
+      },
+      "passkeys.delete.result",
+    );
+    // From the list read before: this session may have ended with the passkey.
+    await this.#signal("signalAllAcceptedCredentials", {
+      rpId: before.rpId,
+      userId: before.userHandle,
+      allAcceptedCredentialIds: before.passkeys.map((p) => p.id).filter((id) => id !== credentialId),
+    });
+    return { credentialId: result.credentialId, sessionsEnded: result.sessionsEnded };
+  }
+
+  /**
+   * Adds a passkey to the signed-in account (another device, or a passkey manager): the
+   * browser's create prompt, with the account's passkeys excluded. The session carries on.
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<Passkey>} the new passkey
+   */
+  async addPasskey(options = {}) {
+    const session = this.#session;
+    if (!session) throw new WsauthnError("unauthorized", "Sign in first.");
+    if (!isSupported()) throw new WsauthnError("unsupported", "This browser does not support passkeys.");
+    await this.abortAutofill();
+    throwIfAborted(options.signal);
+    const connection = await this.#boundConnection(session);
+    const result = await this.#createPasskey(connection, { username: session.user.name }, false, options.signal);
+    const list = await this.passkeys();
+    const added = list.find((p) => p.id === result.credentialId);
+    if (!added) throw new WsauthnError("internal", "The new passkey is not listed.");
+    return added;
+  }
+
+  /**
+   * register.begin → navigator.credentials.create → register.finish on `connection`.
+   * @param {Connection} connection
+   * @param {{ username: string, displayName?: string }} who
+   * @param {boolean} token
+   * @param {AbortSignal | undefined} signal
+   * @returns {Promise<any>} the register.result frame
+   */
+  async #createPasskey(connection, who, token, signal) {
+    /** @type {Record<string, unknown>} */
+    const begin = { type: "register.begin", username: who.username, token };
+    if (who.displayName) begin.displayName = who.displayName;
+    const opts = await connection.request(begin, "register.options");
+    let credential;
+    try {
+      credential = await navigator.credentials.create({
+        publicKey: creationOptionsFromJSON(opts.publicKey),
+        signal,
+      });
+    } catch (e) {
+      throw fromBrowserError(e, "create");
+    }
+    if (!credential) throw new WsauthnError("cancelled", "No passkey was created.");
+    return connection.request(
+      {
+        type: "register.finish",
+        ceremonyId: opts.ceremonyId,
+        credential: credentialToJSON(/** @type {PublicKeyCredential} */ (credential)),
+        token,
+      },
+      "register.result",
+    );
+  }
+
+  /**
+   * The account's sessions, newest first; `current` marks this client's.
+   * @returns {Promise<SessionInfo[]>}
+   */
+  async sessions() {
+    return (await this.#account({ type: "sessions.list" }, "sessions.list.result")).sessions;
+  }
+
+  /**
+   * Ends one session of the account; its sockets close (4401) at once. Ending this client's
+   * own session signs it out.
+   * @param {string} sessionId
+   * @returns {Promise<void>}
+   */
+  async endSession(sessionId) {
+    await this.#account({ type: "sessions.revoke", sessionId }, "sessions.revoke.result");
+  }
+
+  /**
+   * Ends every session of the account but this client's.
+   * @returns {Promise<number>} how many ended
+   */
+  async endOtherSessions() {
+    return (await this.#account({ type: "sessions.revokeOthers" }, "sessions.revokeOthers.result")).revoked;
+  }
+
+  /**
+   * Changes the account's display name, and tells the browser's passkey manager
+   * (`signalCurrentUserDetails`) so its list shows the new one. Emits `user`.
+   * @param {{ displayName: string }} changes
+   * @returns {Promise<User>}
+   */
+  async updateAccount(changes) {
+    const result = await this.#account(
+      { type: "account.update", displayName: changes.displayName },
+      "account.update.result",
+    );
+    if (this.#session) {
+      this.#session = { ...this.#session, user: result.user };
+      this.#store(this.#session);
+    }
+    await this.#signal("signalCurrentUserDetails", {
+      rpId: result.rpId,
+      userId: result.userHandle,
+      name: result.user.name,
+      displayName: result.user.displayName,
+    });
+    this.dispatchEvent(new CustomEvent("user", { detail: result.user }));
+    return result.user;
+  }
+
+  /**
+   * Deletes the signed-in account: its passkeys, sessions (every socket closes) and recovery
+   * codes. `confirm` must be the username, as the person typed it. Then tells the browser's
+   * passkey manager that the account has no passkeys left here, and signs this client out.
+   * @param {string} confirm
+   * @returns {Promise<void>}
+   */
+  async deleteAccount(confirm) {
+    const list = await this.#listPasskeys().catch(() => null);
+    await this.#account({ type: "account.delete", confirm }, "account.delete.result");
+    this.#conn = null;
+    this.#bound = false;
+    if (list) {
+      await this.#signal("signalAllAcceptedCredentials", {
+        rpId: list.rpId,
+        userId: list.userHandle,
+        allAcceptedCredentialIds: [],
+      });
+    }
+    this.#setSession(null);
+    this.#closeSocketsSoon();
+  }
+
+  /**
+   * How many recovery codes the account has left.
+   * @returns {Promise<RecoveryStatus>}
+   */
+  async recoveryStatus() {
+    const { remaining, createdAt } = await this.#account({ type: "recovery.status" }, "recovery.status.result");
+    return { remaining, createdAt };
+  }
+
+  /**
+   * Makes a new set of one-time recovery codes, replacing the old ones. Show them to the person
+   * once and let them save them: the server keeps only slow hashes, and cannot show them again.
+   * @returns {Promise<string[]>}
+   */
+  async createRecoveryCodes() {
+    return (await this.#account({ type: "recovery.create" }, "recovery.create.result")).codes;
+  }
+
+  /**
+   * Recovers an account whose passkeys are lost: a recovery code (spent by this) signs in to a
+   * short session that may only add a passkey, and this adds one with the browser's create
+   * prompt, which signs in. Resolves with the Session (`via: "recovery"`).
+   * @param {string} username
+   * @param {string} code
+   * @param {{ signal?: AbortSignal }} [options]
+   * @returns {Promise<Session>}
+   */
+  async recover(username, code, options = {}) {
+    if (!isSupported()) throw new WsauthnError("unsupported", "This browser does not support passkeys.");
+    await this.abortAutofill();
+    throwIfAborted(options.signal);
+    const connection = this.#connection();
+    const granted = await connection.request({ type: "recovery.login", username, code }, "recovery.result");
+    const result = await this.#createPasskey(connection, { username: granted.user.name }, true, options.signal);
+    return this.#signedIn(result, "recovery");
   }
 
   /** Closes every socket this client opened, without signing out on the server. */

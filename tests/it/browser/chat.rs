@@ -1,21 +1,19 @@
-//! The chat room of the demo: two people in two browsers, and signing out closing the socket.
+//! The chat room of the demo: two people in two browsers (display names, emoji), signing out
+//! closing the socket, and the chat coming back by itself after a sign-in or a server restart.
 
 use serde_json::json;
 
 use super::page::Page;
-use super::{sign_out_and_stay_out, sign_up, Demo};
-
-/// Where the README's screenshot lives, relative to the repository.
-const SCREENSHOT: &str = "docs/demo-signed-in.png";
+use super::{sign_out_and_stay_out, sign_up, wait_until_settled, Demo};
 
 /// Types `text` into the chat box and sends it.
-async fn say(page: &Page, text: &str) {
+pub async fn say(page: &Page, text: &str) {
     page.type_into("#chat-input", text).await;
     page.click("#chat-send").await;
 }
 
 /// Waits until the chat log shows `text` from `from` (the sender's own messages show no name).
-async fn wait_for_message(page: &Page, from: Option<&str>, text: &str) {
+pub async fn wait_for_message(page: &Page, from: Option<&str>, text: &str) {
     let (from, text) = (json!(from), json!(text));
     page.wait_for(
         &format!("the chat shows {text} from {from}"),
@@ -36,40 +34,33 @@ async fn two_people_in_two_browsers_see_each_others_messages() {
     };
     let alice = demo.visitor().await;
     let bob = demo.visitor().await;
-    alice.set_viewport(1000, 540, false).await;
     sign_up(&alice, "alice@example.com", "Alice").await;
-    sign_up(&bob, "bob@example.com", "Bob").await;
+    sign_up(&bob, "bob@example.com", "Bob 🎈").await;
 
-    say(&bob, "Hi Alice! Signed in with a passkey, no password.").await;
+    // Names are display names, not usernames; emoji come through and are drawn as emoji.
+    say(&bob, "Hi Alice! 👋 Signed in with a passkey, no password.").await;
     wait_for_message(
         &alice,
-        Some("bob@example.com"),
-        "Hi Alice! Signed in with a passkey, no password.",
+        Some("Bob 🎈"),
+        "Hi Alice! 👋 Signed in with a passkey, no password.",
     )
     .await;
-    say(
-        &alice,
-        "Hi Bob! Same here, and this chat socket was opened with my token.",
-    )
-    .await;
-    wait_for_message(
-        &bob,
-        Some("alice@example.com"),
-        "Hi Bob! Same here, and this chat socket was opened with my token.",
-    )
-    .await;
-    wait_for_message(
-        &alice,
-        None,
-        "Hi Bob! Same here, and this chat socket was opened with my token.",
-    )
-    .await;
+    say(&alice, "Hi Bob! Same here 🔑").await;
+    wait_for_message(&bob, Some("Alice"), "Hi Bob! Same here 🔑").await;
+    wait_for_message(&alice, None, "Hi Bob! Same here 🔑").await;
     wait_for_message(
         &bob,
         None,
-        "Hi Alice! Signed in with a passkey, no password.",
+        "Hi Alice! 👋 Signed in with a passkey, no password.",
     )
     .await;
+    assert_eq!(
+        alice
+            .attribute("#chat-log .msg:not(.mine) .meta", "title")
+            .await,
+        json!("bob@example.com"),
+        "the username is a hover away"
+    );
 
     // Each sees exactly the two messages, in order.
     for page in [&alice, &bob] {
@@ -79,28 +70,103 @@ async fn two_people_in_two_browsers_see_each_others_messages() {
         assert_eq!(
             texts,
             json!([
-                "Hi Alice! Signed in with a passkey, no password.",
-                "Hi Bob! Same here, and this chat socket was opened with my token."
+                "Hi Alice! 👋 Signed in with a passkey, no password.",
+                "Hi Bob! Same here 🔑"
             ])
         );
     }
-
-    // Alice's view after sign-in is the README's picture: settled, with no hover or focus.
-    alice
-        .wait_for(
-            "Alice's page has settled",
-            "document.getElementById('me-check').dataset.state === 'ok'",
+    // A colour emoji font draws them (without one the page shows boxes, in the text colour):
+    // drawn in black with the page's own font stack, the wave has colour in it.
+    let coloured = alice
+        .eval(
+            r#"(() => {
+                const canvas = document.createElement("canvas");
+                canvas.width = canvas.height = 40;
+                const ctx = canvas.getContext("2d");
+                ctx.font = "32px " + getComputedStyle(document.querySelector(".bubble")).fontFamily;
+                ctx.fillStyle = "black";
+                ctx.fillText("👋", 2, 34);
+                const px = ctx.getImageData(0, 0, 40, 40).data;
+                let colour = 0;
+                for (let i = 0; i < px.length; i += 4) {
+                    const hi = Math.max(px[i], px[i + 1], px[i + 2]), lo = Math.min(px[i], px[i + 1], px[i + 2]);
+                    if (px[i + 3] > 0 && hi - lo > 60) colour++;
+                }
+                return colour;
+            })()"#,
         )
         .await;
-    alice.eval("document.activeElement.blur()").await;
-    alice.move_mouse_away().await;
-    let png = alice.screenshot().await;
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000);
-    if std::env::var("WSAUTHN_UPDATE_SCREENSHOT").is_ok_and(|v| v == "1") {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SCREENSHOT);
-        std::fs::write(&path, &png).expect("write the screenshot");
-        eprintln!("wrote {}", path.display());
-    }
+    assert!(
+        coloured.as_u64().unwrap_or(0) > 50,
+        "the emoji is drawn in colour ({coloured} coloured pixels): install fonts-noto-color-emoji"
+    );
+    demo.stop().await;
+}
+
+#[actix_web::test]
+async fn signing_out_and_straight_back_in_rejoins_the_chat_by_itself() {
+    let Some(demo) = Demo::start().await else {
+        return;
+    };
+    let page = demo.visitor().await;
+    sign_up(&page, "kim@example.com", "Kim").await;
+    // The passkey stays in the authenticator: as the page signs out, its autofill request is
+    // answered at once, as when a person picks their passkey straight away.
+    page.click("#signout").await;
+    page.wait_for(
+        "the page is signed in again through autofill",
+        "document.body.dataset.via === 'autofill' && document.body.dataset.state === 'signed-in'",
+    )
+    .await;
+    wait_until_settled(&page, "kim@example.com").await;
+    // And it stays live: the old socket's close (4401) does not take the new one's place.
+    say(&page, "back again").await;
+    wait_for_message(&page, None, "back again").await;
+    assert_eq!(
+        page.attribute("#chat-status", "data-state").await,
+        json!("open")
+    );
+    assert!(
+        page.text("#chat-reconnect").await.is_empty(),
+        "no Reconnect needed"
+    );
+    demo.wait_for_chat_members(1).await;
+    demo.stop().await;
+}
+
+#[actix_web::test]
+async fn the_chat_reconnects_by_itself_after_a_server_restart() {
+    let Some(demo) = Demo::start().await else {
+        return;
+    };
+    let page = demo.visitor().await;
+    sign_up(&page, "lou@example.com", "Lou").await;
+    let demo = demo.restart().await;
+    page.wait_for(
+        "the page noticed the restart",
+        "['closed', 'reconnecting'].includes(document.getElementById('chat-status').dataset.state)",
+    )
+    .await;
+    // The session survived the restart (sessions are on disk), so the page rejoins with it.
+    page.wait_for(
+        "the chat is live again",
+        "document.getElementById('chat-status').dataset.state === 'open'",
+    )
+    .await;
+    demo.wait_for_chat_members(1).await;
+    say(&page, "still here after the restart").await;
+    wait_for_message(&page, None, "still here after the restart").await;
+    assert_eq!(
+        page.attribute("body", "data-state").await,
+        json!("signed-in")
+    );
+    // The account page works on the new server too (the ceremony socket reconnects).
+    page.click("#view-account").await;
+    page.wait_for(
+        "the account page has loaded",
+        "document.getElementById('account').dataset.loaded",
+    )
+    .await;
     demo.stop().await;
 }
 

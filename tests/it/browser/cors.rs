@@ -29,7 +29,7 @@ document.body.dataset.ready = "true";
 </script></body></html>"#;
 
 /// Serves the two pages on `listener` from the test's runtime.
-fn start_page_server(listener: TcpListener, server: &str) {
+pub(super) fn start_page_server(listener: TcpListener, server: &str) {
     let page = client_page(server);
     let pages = actix_web::HttpServer::new(move || {
         let page = page.clone();

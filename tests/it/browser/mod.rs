@@ -4,13 +4,17 @@
 //!
 //! Each test starts its own server and its own Chromium (killed on drop, panics included). Where
 //! Chromium is missing the tests say so loudly and pass, except under `CI=true`, where they fail.
-//! `WSAUTHN_UPDATE_SCREENSHOT=1` makes the chat test write `docs/demo-signed-in.png`.
+//! `WSAUTHN_UPDATE_SCREENSHOT=1` makes the screens test write the README's pictures
+//! (`docs/screens/*.png`).
 
+mod account;
 mod cdp;
 mod chat;
 mod chromium;
 mod cors;
+mod origins;
 mod page;
+mod screens;
 mod sign_in;
 
 use std::net::TcpListener;
@@ -31,6 +35,8 @@ pub struct Demo {
     pub state: AppState,
     pub url: String,
     handle: wsauthn::ShutdownHandle,
+    config: Config,
+    port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -65,23 +71,44 @@ impl Demo {
         config.server.static_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/web").into();
         configure(&mut config);
         config.validate().expect("browser test config is valid");
-        let app = App::builder(config)
-            .listener(listener)
-            .build()
-            .await
-            .expect("server starts");
-        let state = app.state().clone();
-        let handle = app.shutdown_handle();
-        actix_web::rt::spawn(app.run());
-
+        let (state, handle) = serve(config.clone(), listener).await;
         let browser = Browser::launch(&executable).await;
         Some(Demo {
             browser,
             state,
             url,
             handle,
+            config,
+            port,
             _dir: dir,
         })
+    }
+
+    /// Stops the server gracefully (every socket closes with 1001) and starts it again on the
+    /// same port and data directory, as a deployment restarts it.
+    pub async fn restart(self) -> Demo {
+        let Demo {
+            browser,
+            state,
+            url,
+            handle,
+            config,
+            port,
+            _dir,
+        } = self;
+        drop(state);
+        handle.shutdown().await;
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the port again");
+        let (state, handle) = serve(config.clone(), listener).await;
+        Demo {
+            browser,
+            state,
+            url,
+            handle,
+            config,
+            port,
+            _dir,
+        }
     }
 
     /// A new person: a tab in a fresh browser context with its own authenticator, showing the
@@ -116,6 +143,18 @@ impl Demo {
         drop(state);
         handle.shutdown().await;
     }
+}
+
+async fn serve(config: Config, listener: TcpListener) -> (AppState, wsauthn::ShutdownHandle) {
+    let app = App::builder(config)
+        .listener(listener)
+        .build()
+        .await
+        .expect("server starts");
+    let state = app.state().clone();
+    let handle = app.shutdown_handle();
+    actix_web::rt::spawn(app.run());
+    (state, handle)
 }
 
 /// Says, once per run and past the test harness's output capture (which would hide it for a

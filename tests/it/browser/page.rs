@@ -280,6 +280,67 @@ impl Page {
             .expect("screenshot is base64")
     }
 
+    /// Runs axe-core (from `web/node_modules`, installed by `npm ci --prefix web`) on the page as
+    /// it is now and returns its serious and critical violations, one line each. `None` (after
+    /// saying so) where axe-core is not installed and this is not CI.
+    pub async fn accessibility_violations(&self) -> Option<Vec<String>> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/web/node_modules/axe-core/axe.min.js"
+        );
+        let source = match std::fs::read_to_string(path) {
+            Ok(source) => source,
+            Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("no axe-core at {path} ({e}); CI must run `npm ci --prefix web`")
+            }
+            Err(e) => {
+                eprintln!(
+                    "SKIPPING the accessibility check: no {path} ({e}); run npm ci --prefix web"
+                );
+                return None;
+            }
+        };
+        // DevTools evaluation is not bound by the page's Content-Security-Policy.
+        if self.eval("typeof window.axe").await != "object" {
+            self.eval(&format!("{source};\ntypeof window.axe")).await;
+        }
+        let found = self
+            .eval(
+                r#"axe.run(document, { resultTypes: ["violations"] }).then((r) =>
+                    r.violations
+                        .filter((v) => v.impact === "serious" || v.impact === "critical")
+                        .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`))"#,
+            )
+            .await;
+        Some(
+            found
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.as_str().unwrap_or_default().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    /// A PNG of the whole page, below the fold too, at the current viewport's width.
+    pub async fn screenshot_full(&self) -> Vec<u8> {
+        let size = self
+            .eval("({ width: document.documentElement.clientWidth, height: document.documentElement.scrollHeight })")
+            .await;
+        let shot = self
+            .send(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true,
+                       "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}}),
+            )
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("screenshot data"))
+            .expect("screenshot is base64")
+    }
+
     // -- the virtual authenticator -------------------------------------------------------------
 
     async fn authenticator(&self, method: &str, mut params: Value) -> Value {
@@ -318,6 +379,20 @@ impl Page {
             .authenticator("WebAuthn.getCredentials", json!({}))
             .await;
         reply["credentials"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the authenticator holds `count` passkeys (the browser changes them by itself
+    /// when told to by the Signal API).
+    pub async fn wait_for_credentials(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + BROWSER_PATIENCE;
+        while self.credentials().await.len() != count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the authenticator still holds {} passkeys, not {count}",
+                self.credentials().await.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn clear_credentials(&self) {

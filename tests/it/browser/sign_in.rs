@@ -93,19 +93,72 @@ async fn touching_the_username_field_offers_the_passkey_through_autofill() {
 }
 
 #[actix_web::test]
-async fn a_returning_visitor_is_offered_their_passkey_as_the_page_loads() {
+async fn a_reload_stays_signed_in_without_a_prompt_or_a_new_session() {
     let Some(demo) = Demo::start().await else {
         return;
     };
     let page = demo.visitor().await;
     sign_up(&page, "dan@example.com", "Dan").await;
+    let before = page.eval("wsauthnDemo.client.session").await;
+    assert_eq!(demo.state.tokens.len(), 1);
 
-    // The session lives in the page only; a reload starts signed out, and the autofill request
-    // the page makes on load is answered with the passkey.
+    // The authenticator holds no passkey during the reloads, so a signed-in page cannot come from
+    // a passkey prompt (autofill would find nothing).
+    let passkeys = page.credentials().await;
+    page.clear_credentials().await;
+    for _ in 0..3 {
+        page.reload().await;
+        wait_until_settled(&page, "dan@example.com").await;
+        assert_eq!(page.attribute("body", "data-via").await, json!("restored"));
+    }
+    assert_eq!(page.text("#me-name").await, "Dan");
+    assert_eq!(
+        demo.state.tokens.len(),
+        1,
+        "three reloads, still one session: no stale ones left behind"
+    );
+    // The stored token was replaced at each restore: the first one is dead.
+    let now = page.eval("wsauthnDemo.client.session").await;
+    assert_ne!(now["token"], before["token"]);
+    let old = format!("Bearer {}", before["token"].as_str().unwrap());
+    let status = awc::Client::new()
+        .get(format!("{}/api/me", demo.url))
+        .insert_header(("Authorization", old))
+        .send()
+        .await
+        .expect("GET /api/me")
+        .status();
+    assert_eq!(
+        status.as_u16(),
+        401,
+        "the token from before the reloads is dead"
+    );
+    assert_eq!(
+        page.eval("JSON.parse(sessionStorage.getItem(Object.keys(sessionStorage)[0])).token")
+            .await,
+        now["token"],
+        "the tab keeps the current token"
+    );
+
+    // A new tab has nothing stored: it starts signed out and offers the passkey as it loads.
+    for passkey in passkeys {
+        page.add_credential(passkey).await;
+    }
+    page.eval("sessionStorage.clear()").await;
     page.reload().await;
     wait_until_settled(&page, "dan@example.com").await;
     assert_eq!(page.attribute("body", "data-via").await, json!("autofill"));
-    assert_eq!(page.text("#me-name").await, "Dan");
+
+    // Signing out forgets it: a reload then starts signed out.
+    sign_out_and_stay_out(&page).await;
+    assert_eq!(page.eval("sessionStorage.length").await, 0);
+    page.clear_credentials().await;
+    page.reload().await;
+    page.wait_for(
+        "the page starts signed out",
+        "document.body.dataset.state === 'signed-out' && document.body.dataset.autofill === 'idle'",
+    )
+    .await;
     demo.stop().await;
 }
 
