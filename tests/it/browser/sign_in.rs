@@ -311,3 +311,56 @@ async fn the_client_converts_webauthn_json_itself_where_the_browser_cannot() {
     assert_eq!(page.attribute("body", "data-via").await, json!("login"));
     demo.stop().await;
 }
+
+#[actix_web::test]
+async fn every_error_code_has_words_of_its_own() {
+    let Some(demo) = Demo::start().await else {
+        return;
+    };
+    let page = demo.visitor().await;
+    let generic = page
+        .eval(
+            r#"(async () => {
+                const m = await import("/wsauthn.js");
+                const { describe } = wsauthnDemo;
+                const fallback = describe(new m.WsauthnError("no_such_code", "x"), "signin");
+                const out = [];
+                for (const code of [...m.SERVER_CODES, ...m.CLIENT_CODES]) {
+                    for (const during of ["signin", "signup", "autofill", "recover", "account"]) {
+                        const words = describe(new m.WsauthnError(code, "The server's sentence."), during);
+                        if (!words || words === fallback || words.startsWith("Something went wrong")) out.push(`${code} (${during}): ${words}`);
+                    }
+                }
+                return out;
+            })()"#,
+        )
+        .await;
+    assert_eq!(generic, json!([]), "codes without words of their own");
+    // The server's codes are the ones the client knows.
+    let codes = page
+        .eval("import('/wsauthn.js').then((m) => m.SERVER_CODES)")
+        .await;
+    for code in [
+        "bad_request",
+        "username_taken",
+        "unknown_user",
+        "ceremony_not_found",
+        "verification_failed",
+        "credential_in_use",
+        "unauthorized",
+        "rate_limited",
+        "not_found",
+        "last_passkey",
+        "passkey_limit",
+        "no_passkey",
+        "unknown_credential",
+        "recovery_failed",
+        "internal",
+    ] {
+        assert!(
+            codes.as_array().unwrap().contains(&json!(code)),
+            "{code} is missing from SERVER_CODES"
+        );
+    }
+    demo.stop().await;
+}
