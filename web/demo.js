@@ -448,7 +448,10 @@ async function joinChat() {
     chat = null;
     if (event.code === 4401) {
       setChatStatus("closed", "Closed: signed out", event.code);
-      if (!client.session) showNotice("You are signed out. The server closed your chat connection.");
+      // Adds to the sign-out notice; a later one (a cancelled prompt) is not overwritten.
+      if (!client.session && els.notice.textContent === "You are signed out.") {
+        showNotice("You are signed out. The server closed your chat connection.");
+      }
       return;
     }
     // The server went away (a restart: 1001) or the network did (1006): come back by itself.
