@@ -315,7 +315,13 @@ pub fn routes(
         .configure(admin::routes)
         .configure(account::routes);
     if let Some(dir) = static_dir {
-        cfg.service(actix_files::Files::new("/", dir).index_file("index.html"));
+        // The client package's tooling (npm's node_modules) lives in the same folder; it is not
+        // part of the site.
+        cfg.service(
+            actix_files::Files::new("/", dir)
+                .index_file("index.html")
+                .path_filter(|path, _| !path.starts_with("node_modules")),
+        );
     }
 }
 
