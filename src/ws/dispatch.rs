@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+pub use super::recovery::RecoveryGrant;
 use crate::api::{self, Caller};
 use crate::ceremony::SignedIn;
 use crate::chat::MAX_MESSAGE_CHARS;
@@ -67,15 +68,6 @@ pub struct SocketCtx {
     /// Signed in by a recovery code: such a socket may only add a passkey to its account (see
     /// `crate::recovery`).
     pub recovery: Option<RecoveryGrant>,
-}
-
-/// What a recovery code granted a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecoveryGrant {
-    /// Clock milliseconds at which the grant ends.
-    pub until_ms: u64,
-    /// Whether the passkey's `register.begin` asked for a token.
-    pub token: bool,
 }
 
 /// A ceremony socket's latest pending ceremony of each kind, and its per-minute allowance.
@@ -143,7 +135,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn reply(id: Option<&MsgId>, msg: ServerMsg) -> Self {
+    pub(super) fn reply(id: Option<&MsgId>, msg: ServerMsg) -> Self {
         Outcome {
             reply: Some(protocol::encode(id, &msg)),
             ..Outcome::default()
@@ -268,7 +260,7 @@ async fn handle(
         }
     }
     if ctx.recovery.is_some() {
-        recovery_allows(ctx, state, &msg)?;
+        super::recovery::allows(ctx, state, &msg)?;
     }
     let reply = |msg| Ok(Outcome::reply(id, msg));
     match msg {
@@ -291,7 +283,7 @@ async fn handle(
             let watch = match ctx.recovery.take() {
                 Some(grant) => {
                     let token = grant.token || req.token;
-                    recovered(ctx, state, &mut result, &signed_in, token)?
+                    super::recovery::recovered(ctx, state, &mut result, &signed_in, token)?
                 }
                 None => sign_in(ctx, state, signed_in),
             };
@@ -368,40 +360,7 @@ async fn handle(
         ClientMsg::RecoveryCreate {} => reply(ServerMsg::RecoveryCreateResult(
             crate::recovery::create(state, &ctx.caller).await?,
         )),
-        ClientMsg::RecoveryLogin(req) => {
-            if ctx.kind != SocketKind::Ceremony {
-                return Err(Error::bad_request(
-                    "\"recovery.login\" is accepted only on /ws.",
-                ));
-            }
-            let address = ctx.caller.meta.address;
-            let (user, remaining) =
-                crate::recovery::redeem(state, &req.username, &req.code, address, now).await?;
-            let meta = SessionMeta {
-                credential_id: None,
-                ..ctx.caller.meta.clone()
-            };
-            let info = state
-                .tokens
-                .issue_for_socket(std::sync::Arc::new(user.view()), meta)?;
-            let watch = bind(ctx, state, &info).ok_or(Error::RecoveryFailed)?;
-            let until_ms = state.clock.now_ms() + crate::recovery::SESSION_SECS * 1000;
-            ctx.recovery = Some(RecoveryGrant {
-                until_ms,
-                token: false,
-            });
-            Ok(Outcome {
-                watch: Some(watch),
-                ..Outcome::reply(
-                    id,
-                    ServerMsg::RecoveryResult(protocol::RecoveryGranted {
-                        user: user.view(),
-                        until: until_ms / 1000,
-                        remaining,
-                    }),
-                )
-            })
-        }
+        ClientMsg::RecoveryLogin(req) => super::recovery::login(ctx, state, &req, id, now).await,
         ClientMsg::Message { text } => {
             if ctx.kind != SocketKind::Chat {
                 return Err(Error::bad_request("\"message\" is accepted only on /chat."));
@@ -429,73 +388,6 @@ async fn handle(
             Ok(Outcome::default())
         }
     }
-}
-
-/// What a socket signed in by a recovery code may do: add a passkey to its own account (and
-/// ping, or sign out), until its time is up, when its session ends.
-fn recovery_allows(ctx: &mut SocketCtx, state: &AppState, msg: &ClientMsg) -> Result<(), Error> {
-    let expired = ctx
-        .recovery
-        .is_some_and(|grant| state.clock.now_ms() >= grant.until_ms);
-    if expired {
-        ctx.recovery = None;
-        if let Some(session) = ctx.caller.session.take() {
-            state.tokens.end_socket_session(&session);
-        }
-        ctx.caller.user = None;
-        return Err(Error::Unauthorized(
-            "The recovery session has ended; use another recovery code.",
-        ));
-    }
-    match msg {
-        ClientMsg::RegisterBegin(req) => {
-            let own = ctx.caller.user.as_ref().is_some_and(|u| {
-                crate::names::username_key(&req.username) == crate::names::username_key(&u.name)
-            });
-            if own {
-                Ok(())
-            } else {
-                Err(Error::Unauthorized(
-                    "A recovery session may only add a passkey to its own account.",
-                ))
-            }
-        }
-        ClientMsg::RegisterFinish(_) | ClientMsg::Ping {} | ClientMsg::Logout {} => Ok(()),
-        _ => Err(Error::Unauthorized(
-            "A recovery session may only add a passkey; add one, then sign in with it.",
-        )),
-    }
-}
-
-/// A recovery session added a passkey: the socket leaves it for an ordinary session opened by
-/// the new passkey, with a token when one was asked for.
-fn recovered(
-    ctx: &mut SocketCtx,
-    state: &AppState,
-    result: &mut protocol::RegisterResult,
-    signed_in: &SignedIn,
-    want_token: bool,
-) -> Result<Option<Revocation>, Error> {
-    let meta = SessionMeta {
-        credential_id: Some(result.credential_id.clone()),
-        ..ctx.caller.meta.clone()
-    };
-    let user = std::sync::Arc::new(signed_in.user.view());
-    let info = if want_token {
-        let (token, info) = state.tokens.issue(user, meta)?;
-        result.authentication = Some(protocol::Authentication {
-            token,
-            expires_at: info.expires_at,
-        });
-        info
-    } else {
-        state.tokens.issue_for_socket(user, meta)?
-    };
-    state.events.emit(crate::events::Event::RecoveryCompleted {
-        user: signed_in.user.id,
-        credential_id: result.credential_id.clone(),
-    });
-    Ok(bind(ctx, state, &info))
 }
 
 /// The ceremony state of a `/ws` socket (`handle` refuses ceremonies on the others first).
@@ -539,7 +431,7 @@ fn sign_in(ctx: &mut SocketCtx, state: &AppState, signed_in: SignedIn) -> Option
 
 /// Binds the socket to a session: one socket, one identity, one session. The session it was
 /// bound to before is left, and ended if it was this socket's own (socket-only).
-fn bind(ctx: &mut SocketCtx, state: &AppState, info: &TokenInfo) -> Option<Revocation> {
+pub(super) fn bind(ctx: &mut SocketCtx, state: &AppState, info: &TokenInfo) -> Option<Revocation> {
     let watch = state.tokens.watch(&info.session)?;
     ctx.anonymous = None;
     if let Some(old) = ctx.caller.session.replace(info.session) {

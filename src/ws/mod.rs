@@ -6,6 +6,7 @@ mod closing;
 pub mod dispatch;
 mod expiry;
 mod limit;
+mod recovery;
 pub mod session;
 
 use std::time::Instant;
