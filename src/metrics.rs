@@ -233,7 +233,7 @@ impl Metrics {
         );
         registry.register(
             "signature_check_seconds",
-            "Time to check one assertion's signature, seconds",
+            "Time to check one sign-in assertion (its parsing and signature), seconds",
             inner.signature_check.clone(),
         );
         registry.register(

@@ -119,7 +119,7 @@ impl Ceremonies {
                         ));
                     }
                 }
-                let result = assertions.finish_login(credential, &state)?;
+                let result = self.timed_check(|| assertions.finish_login(credential, &state))?;
                 (Some(user), result, token)
             }
             PendingState::Discoverable { state, token } => {
@@ -143,7 +143,8 @@ impl Ceremonies {
                         "the passkey belongs to another account than its user handle names",
                     ));
                 }
-                let result = assertions.finish_discoverable(credential, &state, record)?;
+                let result = self
+                    .timed_check(|| assertions.finish_discoverable(credential, &state, record))?;
                 (None, result, token)
             }
             PendingState::Register { .. } => return Err(Error::CeremonyNotFound),
@@ -166,5 +167,17 @@ impl Ceremonies {
             false,
             meta,
         )
+    }
+}
+
+impl Ceremonies {
+    /// Runs one assertion check (parsing and the signature) and records how long it took.
+    fn timed_check<T>(&self, check: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let outcome = check();
+        if let Some(metrics) = self.inner.events.metrics() {
+            metrics.signature_check().observe(started.elapsed());
+        }
+        outcome
     }
 }

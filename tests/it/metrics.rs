@@ -78,6 +78,7 @@ async fn metrics_count_ceremonies_sessions_sockets_limits_and_latencies() {
     );
     assert!(series("wsauthn_rate_limited_total") >= 1.0);
     assert_eq!(series("wsauthn_sign_in_seconds_count"), 2.0);
+    assert_eq!(series("wsauthn_signature_check_seconds_count"), 2.0);
     assert!(
         series("wsauthn_store_flush_seconds_count") >= 1.0,
         "the registration flushed"
