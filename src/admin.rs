@@ -20,7 +20,7 @@ use crate::state::AppState;
 use crate::store::UserRecord;
 use crate::tokens::SessionView;
 
-pub use key::{ApiKey, MIN_KEY_CHARS};
+pub use key::{ApiKey, MIN_KEY_CHARS, REDACTED};
 
 const NO_SUCH_USER: Error = Error::NotFound("No user has this id.");
 

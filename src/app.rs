@@ -144,6 +144,9 @@ impl AppBuilder {
             "connection caps"
         );
         tracing::info!(addr = %local_addr, rp_id = %config.webauthn.rp_id, "wsauthn listening");
+        if let Some(warning) = config.origin_warning(local_addr, config.tls()) {
+            tracing::warn!("{warning}");
+        }
         Ok(App {
             server,
             local_addr,

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::config::EndpointsConfig;
 
 /// Whether a path needs a bearer token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthPolicy {
     Required,

@@ -1,6 +1,7 @@
 //! The `wsauthn` binary: command line → config → tracing → `App::build(config).run()`, or
 //! `wsauthn bench …` → the load generator in `wsauthn::bench`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,7 +16,7 @@ Usage: wsauthn [--config PATH] [--check-config]
 
 Options:
   --config PATH    TOML file whose keys override the embedded defaults (config/default.toml)
-  --check-config   load and validate the configuration, print it, and exit
+  --check-config   load and validate the configuration, print it as TOML, and exit
   -h, --help       this text
   -V, --version    the version
 
@@ -27,7 +28,27 @@ struct Args {
     check_only: bool,
 }
 
-fn parse_args() -> Result<Option<Args>, String> {
+/// Writes `text` to stdout. A closed pipe (`wsauthn --check-config | head`) is not an error: the
+/// reader has what it wanted. Any other failure is reported on stderr.
+fn print(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsauthn: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the command line asks for besides serving.
+enum Parsed {
+    Serve(Args),
+    Exit(ExitCode),
+}
+
+fn parse_args() -> Result<Parsed, String> {
     let mut args = Args {
         config: None,
         check_only: false,
@@ -35,13 +56,10 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(None);
-            }
+            "-h" | "--help" => return Ok(Parsed::Exit(print(&format!("{USAGE}\n")))),
             "-V" | "--version" => {
-                println!("wsauthn {}", env!("CARGO_PKG_VERSION"));
-                return Ok(None);
+                let version = format!("wsauthn {}\n", env!("CARGO_PKG_VERSION"));
+                return Ok(Parsed::Exit(print(&version)));
             }
             "--config" => {
                 let path = it.next().ok_or("--config needs a PATH")?;
@@ -51,17 +69,14 @@ fn parse_args() -> Result<Option<Args>, String> {
             other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
         }
     }
-    Ok(Some(args))
+    Ok(Parsed::Serve(args))
 }
 
 /// `wsauthn bench …`: runs the load generator and prints its report.
 fn bench(args: impl Iterator<Item = String>) -> ExitCode {
     let options = match wsauthn::bench::parse_args(args) {
         Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{}", wsauthn::bench::USAGE);
-            return ExitCode::SUCCESS;
-        }
+        Ok(None) => return print(&format!("{}\n", wsauthn::bench::USAGE)),
         Err(e) => {
             eprintln!("wsauthn bench: {e}");
             return ExitCode::from(2);
@@ -70,10 +85,12 @@ fn bench(args: impl Iterator<Item = String>) -> ExitCode {
     let json = options.json;
     match wsauthn::bench::run(options) {
         Ok(report) => {
-            if json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", report.table());
+            let printed = match json {
+                true => print(&format!("{}\n", report.to_json())),
+                false => print(&report.table()),
+            };
+            if printed != ExitCode::SUCCESS {
+                return printed;
             }
             if report.ops == 0 {
                 eprintln!("wsauthn bench: no operation succeeded");
@@ -94,8 +111,8 @@ fn main() -> ExitCode {
         return bench(argv.skip(1));
     }
     let args = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => return ExitCode::SUCCESS,
+        Ok(Parsed::Serve(args)) => args,
+        Ok(Parsed::Exit(code)) => return code,
         Err(e) => {
             eprintln!("wsauthn: {e}");
             return ExitCode::from(2);
@@ -109,8 +126,19 @@ fn main() -> ExitCode {
         }
     };
     if args.check_only {
-        println!("configuration is valid:\n{config:#?}");
-        return ExitCode::SUCCESS;
+        let bind = config.bind_addr();
+        if bind.port() != 0 {
+            if let Some(warning) = config.origin_warning(bind, config.tls()) {
+                eprintln!("wsauthn: warning: {warning}");
+            }
+        }
+        return match config.to_toml() {
+            Ok(text) => print(&text),
+            Err(e) => {
+                eprintln!("wsauthn: cannot print the configuration: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let (log_writer, _flush_logs_at_exit) = match wsauthn::logwriter::spawn(std::io::stdout()) {
         Ok(parts) => parts,

@@ -47,7 +47,7 @@ pub struct SessionMeta {
 }
 
 /// What a user's next session does when they have `limits.max_sessions_per_user` already.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WhenFull {
     /// The oldest session ends (its sockets close with 4401).

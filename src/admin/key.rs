@@ -7,11 +7,14 @@
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Shortest key accepted: 32 characters, such as `openssl rand -hex 16` gives; 64 hex digits
 /// (`openssl rand -hex 32`) are better.
 pub const MIN_KEY_CHARS: usize = 32;
+
+/// What a set key serializes as (`--check-config`); refused as a key.
+pub const REDACTED: &str = "<redacted>";
 
 #[derive(Clone, Default, Deserialize)]
 #[serde(transparent)]
@@ -38,16 +41,30 @@ impl ApiKey {
         openssl::memcmp::eq(&expected, &presented)
     }
 
-    /// Why the key cannot be used, naming the config key (the key itself is never shown).
+    /// Why the key cannot be used, as a predicate of the config key (the key itself is never
+    /// shown).
     pub fn check(&self) -> Result<(), String> {
+        if self.0 == REDACTED {
+            return Err(format!(
+                "is {REDACTED:?}, the placeholder --check-config prints: set the real key, \
+                 preferably from the environment (WSAUTHN__ADMIN__API_KEY)"
+            ));
+        }
         let printable = self.0.bytes().all(|b| b.is_ascii_graphic());
         if self.is_set() && (self.0.len() < MIN_KEY_CHARS || !printable) {
             return Err(format!(
-                "admin.api_key must be empty (no backend API) or at least {MIN_KEY_CHARS} printable \
-                 ASCII characters without spaces, such as `openssl rand -hex 32` prints"
+                "must be empty (no backend API) or at least {MIN_KEY_CHARS} printable ASCII \
+                 characters without spaces, such as `openssl rand -hex 32` prints"
             ));
         }
         Ok(())
+    }
+}
+
+/// A set key serializes as [`REDACTED`], an unset one as `""`.
+impl Serialize for ApiKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.is_set() { REDACTED } else { "" })
     }
 }
 
@@ -88,9 +105,16 @@ mod tests {
     fn short_or_unprintable_keys_are_refused_with_the_config_key_named() {
         assert!(ApiKey::default().check().is_ok());
         assert!(ApiKey::new(KEY).check().is_ok());
-        let short = ApiKey::new("hunter2").check().unwrap_err();
+        let short = crate::Config::from_layers(
+            None,
+            [("WSAUTHN__ADMIN__API_KEY".to_owned(), "hunter2".to_owned())].into_iter(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(short.contains("admin.api_key"), "{short}");
+        assert!(short.contains("WSAUTHN__ADMIN__API_KEY"), "{short}");
         assert!(!short.contains("hunter2"), "the key is not shown: {short}");
+        assert!(ApiKey::new(REDACTED).check().is_err(), "the placeholder");
         assert!(ApiKey::new(format!("{KEY} x")).check().is_err(), "a space");
         assert!(
             ApiKey::new(format!("{KEY}\u{e9}")).check().is_err(),

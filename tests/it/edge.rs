@@ -196,7 +196,7 @@ async fn healthz_answers_ok_and_an_unknown_path_is_404() {
 
 /// The real binary with no inherited `WSAUTHN__` variables, a throwaway data directory and an
 /// ephemeral port, so a config that is wrongly accepted cannot touch anything real.
-fn wsauthn(data_dir: &std::path::Path) -> Command {
+pub(crate) fn wsauthn(data_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsauthn"));
     for (var, _) in std::env::vars().filter(|(v, _)| v.starts_with("WSAUTHN__")) {
         cmd.env_remove(var);
@@ -212,7 +212,7 @@ fn wsauthn(data_dir: &std::path::Path) -> Command {
 
 /// Runs `cmd` to exit. A binary that wrongly starts serving is killed after [`PATIENCE`] (a
 /// safety net, not a wait) and the test fails.
-fn run_to_exit(mut cmd: Command) -> Output {
+pub(crate) fn run_to_exit(mut cmd: Command) -> Output {
     let child = cmd.spawn().expect("spawn wsauthn");
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -226,7 +226,7 @@ fn run_to_exit(mut cmd: Command) -> Output {
     }
 }
 
-fn stderr_of(output: &Output) -> String {
+pub(crate) fn stderr_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
