@@ -14,6 +14,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::endpoints::{DisconnectHook, UnauthorizedHook};
 use crate::events::{EventHook, Events};
+use crate::http::access::access_log;
 use crate::http::{cors::cors, enforce_policy, request_deadline, routes, security_headers};
 use crate::state::AppState;
 use crate::store::Store;
@@ -122,6 +123,8 @@ impl AppBuilder {
                 .wrap(from_fn(request_deadline))
                 .wrap(from_fn(crate::http::metrics::observe))
                 .wrap(security_headers(&origins))
+                // Outermost: the request id and the access line cover every layer's answer.
+                .wrap(from_fn(access_log))
                 .configure(move |cfg| routes(cfg, static_dir.as_deref(), body_limit))
         })
         .max_connections(state.capacity.connections_per_worker)

@@ -39,6 +39,7 @@ pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod logging;
 pub mod logwriter;
 pub mod metrics;
 pub mod names;

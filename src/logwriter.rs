@@ -14,6 +14,10 @@
 //! [`DEPENDENCY_LINES_PER_SEC`] a second ([`dependency_budget`]); the writer thread reports how
 //! many it held back. A client cannot make the server write without bound by making a library
 //! log what it sent.
+//!
+//! In JSON mode ([`spawn_json`]) every line the writer itself writes is one JSON object too: a
+//! cut line becomes `{"message":"log line cut",...,"line":"<its start>"}`, and the note of lines
+//! held back is an object, so a collector never sees a broken line.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -61,19 +65,69 @@ pub fn dependency_budget<S>(
     })
 }
 
-/// Our own targets: the crate's modules and the audit log (never held back).
+/// Our own targets: the crate's modules, the audit log and the access log (never held back).
 fn is_ours(target: &str) -> bool {
-    target.starts_with("wsauthn") || target == crate::events::AUDIT_TARGET
+    target.starts_with("wsauthn")
+        || target == crate::events::AUDIT_TARGET
+        || target == crate::logging::ACCESS_TARGET
 }
 
 /// `bytes` cut to [`MAX_LINE`] with a note of what was cut, or as they are.
-fn bounded(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+fn bounded(bytes: &[u8], json: bool) -> std::borrow::Cow<'_, [u8]> {
     if bytes.len() <= MAX_LINE {
         return std::borrow::Cow::Borrowed(bytes);
+    }
+    if json {
+        return std::borrow::Cow::Owned(cut_json(bytes));
     }
     let mut line = bytes[..MAX_LINE].to_vec();
     line.extend_from_slice(format!("… ({} bytes cut)\n", bytes.len() - MAX_LINE).as_bytes());
     std::borrow::Cow::Owned(line)
+}
+
+/// A JSON line too long to write whole, as a JSON object holding its start as a string: at
+/// most [`MAX_LINE`] bytes once escaped.
+fn cut_json(bytes: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(bytes);
+    let budget = MAX_LINE - 200;
+    let mut used = 0;
+    let start: String = text
+        .trim_end()
+        .chars()
+        .take_while(|c| {
+            used += match c {
+                '"' | '\\' => 2,
+                c if c.is_control() => 6,
+                c => c.len_utf8(),
+            };
+            used <= budget
+        })
+        .collect();
+    let note = serde_json::json!({
+        "level": "WARN",
+        "target": "wsauthn::logwriter",
+        "message": "log line cut",
+        "bytes": bytes.len(),
+        "cut_bytes": bytes.len().saturating_sub(start.len()),
+        "line": start,
+    });
+    let mut line = note.to_string().into_bytes();
+    line.push(b'\n');
+    line
+}
+
+/// The note that `count` dependency lines were held back, in the writer's format.
+fn held_back_note(count: u64, json: bool) -> String {
+    let message = format!(
+        "held back {count} log lines from dependencies (over {DEPENDENCY_LINES_PER_SEC}/s)"
+    );
+    match json {
+        true => format!(
+            "{}\n",
+            serde_json::json!({"level": "WARN", "target": "wsauthn::logwriter", "message": message})
+        ),
+        false => format!("wsauthn::logwriter: {message}\n"),
+    }
 }
 
 struct Shared {
@@ -86,6 +140,8 @@ struct Shared {
     wake: Condvar,
     /// Dependency lines held back since the last report.
     suppressed: std::sync::atomic::AtomicU64,
+    /// Lines are JSON objects: the writer's own lines must be too.
+    json: bool,
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,9 +157,7 @@ impl Shared {
             .suppressed
             .swap(0, std::sync::atomic::Ordering::Relaxed);
         if suppressed > 0 {
-            let note = format!(
-                "wsauthn::logwriter: held back {suppressed} log lines from dependencies (over {DEPENDENCY_LINES_PER_SEC}/s)\n"
-            );
+            let note = held_back_note(suppressed, self.json);
             lock(&self.buffer).extend_from_slice(note.as_bytes());
         }
         let batch = std::mem::take(&mut *lock(&self.buffer));
@@ -127,9 +181,19 @@ pub struct LogGuard {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Starts the writer thread over `out` (stdout in the server).
+/// Starts the writer thread over `out` (stdout in the server), for text lines.
 pub fn spawn<W: Write + Send + 'static>(out: W) -> io::Result<(BufferedWriter, LogGuard)> {
+    start(out, false)
+}
+
+/// As [`spawn`], for lines that are JSON objects.
+pub fn spawn_json<W: Write + Send + 'static>(out: W) -> io::Result<(BufferedWriter, LogGuard)> {
+    start(out, true)
+}
+
+fn start<W: Write + Send + 'static>(out: W, json: bool) -> io::Result<(BufferedWriter, LogGuard)> {
     let shared = Arc::new(Shared {
+        json,
         buffer: Mutex::new(Vec::with_capacity(64 * 1024)),
         out: Mutex::new(Box::new(out)),
         stopping: Mutex::new(false),
@@ -187,7 +251,7 @@ impl Write for Line<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let full = {
             let mut buffer = lock(&self.shared.buffer);
-            buffer.extend_from_slice(&bounded(bytes));
+            buffer.extend_from_slice(&bounded(bytes, self.shared.json));
             buffer.len() >= MAX_BUFFERED
         };
         if full {
@@ -289,6 +353,45 @@ mod tests {
     }
 
     #[test]
+    fn in_json_mode_a_cut_line_and_the_writers_notes_are_json_objects() {
+        let sink = Sink::default();
+        let (writer, guard) = spawn_json(sink.clone()).unwrap();
+        let long = format!(
+            "{}\n",
+            serde_json::json!({"message": "big", "data": "\"\u{1}é".repeat(5000)})
+        );
+        writer.make_writer().write_all(long.as_bytes()).unwrap();
+        writer
+            .make_writer()
+            .write_all(b"{\"message\":\"short\"}\n")
+            .unwrap();
+        writer
+            .shared
+            .suppressed
+            .store(3, std::sync::atomic::Ordering::Relaxed);
+        drop(guard);
+        let text = sink.text();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| {
+                assert!(l.len() <= MAX_LINE, "{}", l.len());
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+            })
+            .collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0]["message"], "log line cut");
+        assert_eq!(lines[0]["bytes"], long.len());
+        // serde_json writes keys in order: "data" comes first.
+        let start = lines[0]["line"].as_str().unwrap();
+        assert!(start.starts_with("{\"data\":\"\\\""), "{start}");
+        assert_eq!(lines[1]["message"], "short");
+        assert!(lines[2]["message"]
+            .as_str()
+            .unwrap()
+            .contains("held back 3"));
+    }
+
+    #[test]
     fn dependency_lines_are_rate_limited_and_ours_are_not() {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::Layer;
@@ -305,6 +408,7 @@ mod tests {
             for i in 0..500 {
                 tracing::error!(target: "webauthn_rs_core::core", i, "unparsed bytes");
                 tracing::info!(target: "audit", i, "ours");
+                tracing::info!(target: "access", i, "ours");
             }
         });
         drop(guard);
@@ -314,7 +418,7 @@ mod tests {
             .filter(|l| l.contains("unparsed bytes"))
             .count();
         let ours = text.lines().filter(|l| l.contains("ours")).count();
-        assert_eq!(ours, 500);
+        assert_eq!(ours, 1000, "audit and access lines are never held back");
         assert!(theirs <= DEPENDENCY_LINES_PER_SEC as usize + 5, "{theirs}");
         assert!(
             text.contains("held back"),

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use tracing_subscriber::EnvFilter;
 use wsauthn::{App, Config};
 
 const USAGE: &str = "\
@@ -140,32 +139,13 @@ fn main() -> ExitCode {
             }
         };
     }
-    let (log_writer, _flush_logs_at_exit) = match wsauthn::logwriter::spawn(std::io::stdout()) {
-        Ok(parts) => parts,
+    let _flush_logs_at_exit = match wsauthn::logging::init(&config.log) {
+        Ok(guard) => guard,
         Err(e) => {
             eprintln!("wsauthn: cannot start the log writer thread: {e}");
             return ExitCode::FAILURE;
         }
     };
-    {
-        use tracing_subscriber::layer::SubscriberExt;
-        use tracing_subscriber::util::SubscriberInitExt;
-        use tracing_subscriber::Layer;
-        // webauthn-rs logs what clients send it (at ERROR, byte by byte) when it cannot parse
-        // it: client mistakes, which the server answers and notes at debug itself.
-        let filter = EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| "info,webauthn_rs_core=off,webauthn_rs=off".into());
-        let budget = wsauthn::logwriter::dependency_budget(&log_writer);
-        tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-                    .with_writer(log_writer)
-                    .with_filter(budget)
-                    .with_filter(filter),
-            )
-            .init();
-    }
     let result = actix_web::rt::System::new().block_on(async move {
         let app = App::build(config).await.map_err(|e| e.to_string())?;
         app.run().await.map_err(|e| e.to_string())

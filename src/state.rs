@@ -53,6 +53,8 @@ pub struct Shared {
     pub proxies: crate::clientaddr::TrustedProxies,
     /// Allowances of recovery-code attempts, per account and per address.
     pub recovery: crate::recovery::Limiter,
+    /// Ids of HTTP requests, for the access log and `X-Request-Id`.
+    pub request_ids: crate::http::access::RequestIds,
     socket_ids: Arc<AtomicU64>,
     open_sockets: Arc<AtomicU64>,
     /// Set to true once when the server begins to shut down; sockets close with 1001.
@@ -150,6 +152,7 @@ impl AppState {
                 per_user,
                 proxies,
                 recovery: crate::recovery::Limiter::default(),
+                request_ids: crate::http::access::RequestIds::new(),
                 capacity,
                 anonymous,
                 endpoints: Arc::new(Endpoints::from_config(&config.endpoints)),

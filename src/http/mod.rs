@@ -6,6 +6,7 @@
 //! the unauthorized hook when that fails, and leaves a [`RequestAuth`] in the request's
 //! extensions for handlers and sockets to read.
 
+pub mod access;
 pub mod account;
 pub mod admin;
 pub mod cors;

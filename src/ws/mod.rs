@@ -3,6 +3,7 @@
 //! `closing` the closing handshake and the end of the TCP connection.
 
 mod closing;
+mod access;
 pub mod dispatch;
 mod expiry;
 mod limit;
@@ -101,6 +102,8 @@ fn upgrade(
     }
     let peer = meta.address;
     let mut ctx = SocketCtx::new(state, kind, path, meta, Instant::now());
+    req.extensions_mut()
+        .insert(crate::http::access::SocketId(ctx.id));
     let mut revocation = None;
     match auth {
         Some(RequestAuth::User(info)) => match state.tokens.watch(&info.session) {

@@ -17,6 +17,7 @@ use actix_ws::{AggregatedMessage, AggregatedMessageStream, MessageStream, Protoc
 use tokio::sync::{broadcast, watch};
 use tokio::time::{sleep, Sleep};
 
+use super::access::SocketLog;
 use super::closing::{self, Ending, Release};
 use super::dispatch::{dispatch, unauthorized, verdict_close, Close, SocketCtx, SocketKind};
 use super::expiry::{Due, SocketTimer, Stage};
@@ -58,10 +59,12 @@ struct Socket {
 struct Live {
     state: AppState,
     ctx: SocketCtx,
+    log: SocketLog,
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
+        self.log.write(&self.state, &self.ctx);
         for id in self.ctx.pending_ceremonies() {
             self.state.ceremonies.pending().cancel(&id);
         }
@@ -134,7 +137,11 @@ pub fn run(
     }
     let mut socket = Socket {
         shutdown: state.shutdown_signal(),
-        live: Live { state, ctx },
+        live: Live {
+            state,
+            ctx,
+            log: SocketLog::opened(),
+        },
         session,
         stream,
         revocation,
@@ -147,6 +154,7 @@ pub fn run(
     async move {
         let _open = open;
         let ending = socket.serve().await;
+        socket.live.log.closing(&ending);
         let (session, stream) = socket.into_wire();
         closing::finish(session, stream, ending, release).await;
     }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod backend_api;
+mod binary;
 mod browser;
 mod ceremonies;
 mod close;
@@ -15,6 +16,7 @@ mod hardening;
 mod helpers;
 mod limits;
 mod metrics;
+mod logs;
 pub(crate) mod persistence;
 mod self_service;
 mod sockets;

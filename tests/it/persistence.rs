@@ -1,15 +1,13 @@
 //! Durability: accounts and passkeys outlive the server, whether it stops cleanly or is killed
 //! with SIGKILL the moment it has answered a registration.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 use wsauthn::endpoints::DisconnectHook;
 use wsauthn::softkey::SoftAuthenticator;
 
+pub(crate) use crate::binary::Server;
 use crate::helpers::*;
 
 /// Signs in on a fresh socket and asserts it worked; returns the `login.result`.
@@ -107,91 +105,6 @@ async fn a_passkeys_signature_counter_survives_a_restart() {
         21
     );
     assert!(record.last_used_at.is_some());
-}
-
-/// A `wsauthn` child process on a port of its own; killed (SIGKILL) when dropped, so a failing
-/// test leaves no server behind.
-pub(crate) struct Server {
-    child: Child,
-    pub addr: SocketAddr,
-    /// Every line it wrote to stdout so far.
-    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Server {
-    /// Starts the real binary on `data_dir` and waits for its `wsauthn listening` log line.
-    pub fn start(data_dir: &Path) -> Server {
-        Server::start_with(data_dir, |_| {})
-    }
-
-    /// As [`Server::start`], with the command adjusted first (environment, limits).
-    pub fn start_with(data_dir: &Path, adjust: impl FnOnce(&mut Command)) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsauthn"));
-        for (var, _) in std::env::vars().filter(|(v, _)| v.starts_with("WSAUTHN__")) {
-            cmd.env_remove(var);
-        }
-        cmd.env("WSAUTHN__SERVER__BIND", "127.0.0.1:0")
-            .env("WSAUTHN__SERVER__DATA_DIR", data_dir)
-            .env("WSAUTHN__SERVER__STATIC_DIR", "")
-            .env("RUST_LOG", "info")
-            // All test clients share 127.0.0.1 (tests of the limit set it themselves).
-            .env(
-                "WSAUTHN__LIMITS__CEREMONIES_PER_MINUTE_PER_ADDRESS",
-                "1000000",
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        adjust(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn wsauthn");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let lines = output.clone();
-        // Reads until the address appears, then keeps draining so the pipe never fills.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line.clone());
-                if let Some(addr) = listening_addr(&line) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr);
-                    }
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            output,
-        };
-        server.addr = rx
-            .recv_timeout(PATIENCE)
-            .expect("wsauthn logs `wsauthn listening addr=…`");
-        server
-    }
-
-    /// SIGKILL, then reap: the data directory is free again when this returns.
-    pub fn kill(mut self) {
-        self.child.kill().expect("kill wsauthn");
-        self.child.wait().expect("reap wsauthn");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `addr` of the `wsauthn listening addr=127.0.0.1:PORT rp_id=…` log line.
-fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let (_, rest) = line.split_once("wsauthn listening")?;
-    let value = rest
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("addr="))?;
-    value.parse().ok()
 }
 
 #[actix_web::test]
