@@ -45,6 +45,7 @@ pub mod metrics;
 pub mod names;
 pub mod protocol;
 pub mod ratelimit;
+pub mod readiness;
 pub mod recovery;
 pub mod softkey;
 pub mod state;

@@ -53,6 +53,8 @@ pub struct Shared {
     pub proxies: crate::clientaddr::TrustedProxies,
     /// Allowances of recovery-code attempts, per account and per address.
     pub recovery: crate::recovery::Limiter,
+    /// The last answer of the store's readiness probe (`/readyz`).
+    pub readiness: crate::readiness::Readiness,
     /// Ids of HTTP requests, for the access log and `X-Request-Id`.
     pub request_ids: crate::http::access::RequestIds,
     socket_ids: Arc<AtomicU64>,
@@ -153,6 +155,7 @@ impl AppState {
                 proxies,
                 recovery: crate::recovery::Limiter::default(),
                 request_ids: crate::http::access::RequestIds::new(),
+                readiness: crate::readiness::Readiness::default(),
                 capacity,
                 anonymous,
                 endpoints: Arc::new(Endpoints::from_config(&config.endpoints)),
@@ -202,6 +205,11 @@ impl AppState {
     /// Resolves when the server begins to shut down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+
+    /// Whether the server has begun to shut down.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
     }
 
     /// Becomes true once every clone of this state has been dropped (the store is closed).

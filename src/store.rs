@@ -19,6 +19,7 @@
 mod admin;
 mod flush;
 mod migrate;
+mod probe;
 mod recovery;
 mod signin;
 mod usage;

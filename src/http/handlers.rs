@@ -38,6 +38,35 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// `GET /readyz`: 200 while the store takes writes and the server is not shutting down, else
+/// 503 saying why (`crate::readiness`). `/healthz` stays liveness: it only says the process
+/// answers.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let answer = match state.is_shutting_down() {
+        true => Err(crate::readiness::NotReady::ShuttingDown),
+        false => {
+            let dir = &state.config.server.data_dir;
+            state
+                .readiness
+                .store(&state.store, dir, &*state.clock)
+                .await
+        }
+    };
+    let mut response = match answer {
+        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
+        Err(why) => HttpResponse::ServiceUnavailable().json(json!({
+            "status": "unavailable",
+            "reason": why.code(),
+            "message": why.message(),
+        })),
+    };
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
 /// `GET /api/me`: who the bearer token belongs to.
 pub async fn me(req: HttpRequest, state: web::Data<AppState>) -> Reply {
     ok(api::whoami(&state, &token_of(&req)?))

@@ -294,6 +294,7 @@ pub fn routes(
     cfg.app_data(json_config(body_limit))
         .route("/healthz", web::get().to(h::healthz))
         .route("/metrics", web::get().to(metrics::metrics))
+        .route("/readyz", web::get().to(h::readyz))
         .route("/api/me", web::get().to(h::me))
         .route("/auth/verify", web::get().to(h::forward_auth))
         .route("/api/register/begin", web::post().to(h::register_begin))

@@ -18,5 +18,6 @@ mod limits;
 mod metrics;
 mod logs;
 pub(crate) mod persistence;
+mod readiness;
 mod self_service;
 mod sockets;

@@ -1,0 +1,45 @@
+//! The store's liveness as a write: a few bytes through sled to the `meta` tree, flushed like any
+//! acknowledged write, and a few bytes to a file of their own in the data directory, synced.
+//! The file catches a full or read-only disk at once, where sled would go on writing into the
+//! space it already holds until it next needs more. `/readyz` runs it (at most once a second,
+//! `crate::readiness`).
+
+use std::io::Write;
+use std::path::Path;
+
+use super::Store;
+use crate::error::Error;
+
+/// The `meta` key the probe overwrites.
+const PROBE_KEY: &[u8] = b"readiness-probe";
+/// The file the probe overwrites, in the data directory.
+pub const PROBE_FILE: &str = "readiness-probe";
+
+impl Store {
+    /// `Ok` when the store and the data directory `dir` take writes to disk.
+    pub async fn probe_write(&self, dir: &Path, now_ms: u64) -> Result<(), Error> {
+        self.meta.insert(PROBE_KEY, &now_ms.to_be_bytes())?;
+        self.flush().await?;
+        let path = dir.join(PROBE_FILE);
+        tokio::task::spawn_blocking(move || write_synced(&path, now_ms))
+            .await
+            .map_err(|e| Error::internal(format!("probe task: {e}")))?
+    }
+}
+
+/// Writes a new file and renames it over the last one, so each probe needs space the disk does
+/// not already give the probe (overwriting in place would reuse the last probe's page).
+fn write_synced(path: &Path, now_ms: u64) -> Result<(), Error> {
+    let fresh = path.with_extension("new");
+    let fail =
+        |e: std::io::Error| Error::internal(format!("probe write to {}: {e}", fresh.display()));
+    let written = std::fs::File::create(&fresh).and_then(|mut file| {
+        file.write_all(&now_ms.to_be_bytes())?;
+        file.sync_data()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&fresh);
+        return Err(fail(e));
+    }
+    std::fs::rename(&fresh, path).map_err(fail)
+}
