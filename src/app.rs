@@ -38,6 +38,8 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
     Setup(String),
 }
 
@@ -134,10 +136,23 @@ impl AppBuilder {
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);
         }
-        let server = server
-            .listen(listener)
-            .map_err(|source| StartError::Bind { addr, source })?
-            .run();
+        let tls = match config.tls() {
+            true => Some(Arc::new(crate::tls::Tls::load(
+                &config.server.tls_cert,
+                &config.server.tls_key,
+            )?)),
+            false => None,
+        };
+        let server = match &tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls.server_config()?),
+            None => server.listen(listener),
+        }
+        .map_err(|source| StartError::Bind { addr, source })?
+        .run();
+        if let Some(tls) = tls {
+            tracing::info!(certificate = %tls.current(), "tls on: https:// and wss:// only");
+            actix_web::rt::spawn(crate::tls::watch(tls, state.shutdown_signal()));
+        }
         let (stop_sweeper, stopped) = tokio::sync::oneshot::channel();
         actix_web::rt::spawn(sweep_until(state.clone(), stopped));
         tracing::info!(

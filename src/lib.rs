@@ -50,6 +50,7 @@ pub mod recovery;
 pub mod softkey;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod tokens;
 pub mod ws;
 

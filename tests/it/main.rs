@@ -21,3 +21,4 @@ pub(crate) mod persistence;
 mod readiness;
 mod self_service;
 mod sockets;
+mod tls;
