@@ -110,8 +110,13 @@ impl Server {
     }
 
     /// SIGTERM, then waits for the process to exit (up to [`PATIENCE`]).
-    pub fn terminate(mut self) -> (ExitStatus, Vec<String>) {
+    pub fn terminate(self) -> (ExitStatus, Vec<String>) {
         self.signal("TERM");
+        self.wait_for_exit()
+    }
+
+    /// Waits for the process to exit by itself (up to [`PATIENCE`]): its status and output.
+    pub fn wait_for_exit(mut self) -> (ExitStatus, Vec<String>) {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for wsauthn") {

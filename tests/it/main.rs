@@ -20,5 +20,6 @@ mod logs;
 pub(crate) mod persistence;
 mod readiness;
 mod self_service;
+mod shutdown;
 mod sockets;
 mod tls;
