@@ -13,10 +13,10 @@ use wsauthn::softkey::SoftAuthenticator;
 
 use crate::helpers::*;
 
-const NGINX: &str = "/usr/sbin/nginx";
+pub(crate) const NGINX: &str = "/usr/sbin/nginx";
 
 /// Kills nginx (gracefully, so its workers go too) however the test ends.
-struct Nginx(Child);
+pub(crate) struct Nginx(pub(crate) Child);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
@@ -27,7 +27,7 @@ impl Drop for Nginx {
     }
 }
 
-fn nginx_available() -> bool {
+pub(crate) fn nginx_available() -> bool {
     if Path::new(NGINX).exists() {
         return true;
     }
@@ -42,7 +42,7 @@ fn nginx_available() -> bool {
     false
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

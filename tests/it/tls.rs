@@ -34,13 +34,13 @@ fn name(cn: &str) -> X509Name {
 }
 
 /// A certificate authority of the test's own.
-struct Ca {
+pub(crate) struct Ca {
     key: PKey<Private>,
     cert: X509,
 }
 
 impl Ca {
-    fn new() -> Ca {
+    pub(crate) fn new() -> Ca {
         let key = p256();
         let mut b = X509::builder().unwrap();
         b.set_version(2).unwrap();
@@ -63,7 +63,7 @@ impl Ca {
     }
 
     /// A server certificate for localhost and 127.0.0.1: (certificate PEM, key PEM, DER).
-    fn leaf(&self, cn: &str, serial: u32) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    pub(crate) fn leaf(&self, cn: &str, serial: u32) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         let key = p256();
         let mut b = X509::builder().unwrap();
         b.set_version(2).unwrap();
@@ -94,7 +94,7 @@ impl Ca {
     }
 
     /// A client config that trusts this CA only, speaking HTTP/1.1 (WebSockets need it).
-    fn client_config(&self) -> Arc<rustls::ClientConfig> {
+    pub(crate) fn client_config(&self) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(rustls_pki_types::CertificateDer::from(
@@ -150,23 +150,37 @@ async fn served_certificate(addr: SocketAddr, config: Arc<rustls::ClientConfig>)
     .unwrap()
 }
 
-fn client(config: &Arc<rustls::ClientConfig>) -> awc::Client {
+pub(crate) fn client(config: &Arc<rustls::ClientConfig>) -> awc::Client {
     awc::Client::builder()
         .connector(awc::Connector::new().rustls_0_23(config.clone()))
         .finish()
 }
 
-type Wss = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+pub(crate) type Wss = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
 
-async fn wss(config: &Arc<rustls::ClientConfig>, url: String, bearer: Option<&str>) -> Wss {
-    let mut req = client(config).ws(url).header("Origin", ORIGIN);
+pub(crate) async fn wss(
+    config: &Arc<rustls::ClientConfig>,
+    url: String,
+    bearer: Option<&str>,
+) -> Wss {
+    wss_from(config, url, ORIGIN, bearer).await
+}
+
+/// As [`wss`], from a page on `origin`.
+pub(crate) async fn wss_from(
+    config: &Arc<rustls::ClientConfig>,
+    url: String,
+    origin: &str,
+    bearer: Option<&str>,
+) -> Wss {
+    let mut req = client(config).ws(url).header("Origin", origin);
     if let Some(token) = bearer {
         req = req.header("Authorization", format!("Bearer {token}"));
     }
     req.connect().await.expect("wss upgrade").1
 }
 
-async fn next_text(ws: &mut Wss) -> String {
+pub(crate) async fn next_text(ws: &mut Wss) -> String {
     loop {
         let frame = tokio::time::timeout(PATIENCE, ws.next())
             .await
@@ -181,14 +195,14 @@ async fn next_text(ws: &mut Wss) -> String {
     }
 }
 
-async fn echoes(ws: &mut Wss, text: &str) {
+pub(crate) async fn echoes(ws: &mut Wss, text: &str) {
     ws.send(Message::Text(text.to_owned().into()))
         .await
         .unwrap();
     assert_eq!(next_text(ws).await, text);
 }
 
-async fn request(ws: &mut Wss, frame: serde_json::Value) -> serde_json::Value {
+pub(crate) async fn request(ws: &mut Wss, frame: serde_json::Value) -> serde_json::Value {
     ws.send(Message::Text(frame.to_string().into()))
         .await
         .unwrap();
