@@ -9,6 +9,7 @@
 mod explain;
 mod layers;
 mod print;
+mod spans;
 mod validate;
 
 pub use explain::{ConfigError, Source};

@@ -26,6 +26,9 @@ use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
+mod json;
+use json::{cut_json, held_back_note};
+
 /// How often buffered lines are written out.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Buffered bytes past which the logging thread writes them out itself.
@@ -83,51 +86,6 @@ fn bounded(bytes: &[u8], json: bool) -> std::borrow::Cow<'_, [u8]> {
     let mut line = bytes[..MAX_LINE].to_vec();
     line.extend_from_slice(format!("… ({} bytes cut)\n", bytes.len() - MAX_LINE).as_bytes());
     std::borrow::Cow::Owned(line)
-}
-
-/// A JSON line too long to write whole, as a JSON object holding its start as a string: at
-/// most [`MAX_LINE`] bytes once escaped.
-fn cut_json(bytes: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(bytes);
-    let budget = MAX_LINE - 200;
-    let mut used = 0;
-    let start: String = text
-        .trim_end()
-        .chars()
-        .take_while(|c| {
-            used += match c {
-                '"' | '\\' => 2,
-                c if c.is_control() => 6,
-                c => c.len_utf8(),
-            };
-            used <= budget
-        })
-        .collect();
-    let note = serde_json::json!({
-        "level": "WARN",
-        "target": "wsauthn::logwriter",
-        "message": "log line cut",
-        "bytes": bytes.len(),
-        "cut_bytes": bytes.len().saturating_sub(start.len()),
-        "line": start,
-    });
-    let mut line = note.to_string().into_bytes();
-    line.push(b'\n');
-    line
-}
-
-/// The note that `count` dependency lines were held back, in the writer's format.
-fn held_back_note(count: u64, json: bool) -> String {
-    let message = format!(
-        "held back {count} log lines from dependencies (over {DEPENDENCY_LINES_PER_SEC}/s)"
-    );
-    match json {
-        true => format!(
-            "{}\n",
-            serde_json::json!({"level": "WARN", "target": "wsauthn::logwriter", "message": message})
-        ),
-        false => format!("wsauthn::logwriter: {message}\n"),
-    }
 }
 
 struct Shared {
