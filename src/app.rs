@@ -149,9 +149,15 @@ impl AppBuilder {
         }
         .map_err(|source| StartError::Bind { addr, source })?
         .run();
-        if let Some(tls) = tls {
-            tracing::info!(certificate = %tls.current(), "tls on: https:// and wss:// only");
-            actix_web::rt::spawn(crate::tls::watch(tls, state.shutdown_signal()));
+        let hangups = crate::tls::Hangups::register();
+        match tls {
+            Some(tls) => {
+                tracing::info!(certificate = %tls.current(), "tls on: https:// and wss:// only");
+                actix_web::rt::spawn(crate::tls::watch(tls, hangups, state.shutdown_signal()));
+            }
+            None => {
+                actix_web::rt::spawn(hangups_change_nothing(hangups, state.shutdown_signal()));
+            }
         }
         let (stop_sweeper, stopped) = tokio::sync::oneshot::channel();
         actix_web::rt::spawn(sweep_until(state.clone(), stopped));
@@ -279,6 +285,25 @@ impl ShutdownHandle {
         self.server.stop(true).await;
         let mut finished = self.finished.clone();
         let _ = finished.wait_for(|done| *done).await;
+    }
+}
+
+/// Without TLS there is nothing to reload, but SIGHUP (`systemctl reload`) must not end the
+/// process, as it would by default.
+async fn hangups_change_nothing(
+    mut hangups: crate::tls::Hangups,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = hangups.next() => {
+                tracing::info!("SIGHUP: nothing to reload (no TLS certificate configured)");
+            }
+            changed = shutdown.changed() => match changed {
+                Ok(()) if !*shutdown.borrow() => {}
+                _ => return,
+            },
+        }
     }
 }
 

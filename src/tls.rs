@@ -193,29 +193,51 @@ fn describe(certified: &CertifiedKey) -> String {
 /// How often the files are checked for a change.
 pub const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// SIGHUP as a stream, registered now (not when a task first runs), so a signal sent as soon
+/// as the server says it listens is caught rather than ending the process.
+pub struct Hangups(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangups {
+    /// Must be called inside the runtime.
+    pub fn register() -> Hangups {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Hangups(
+                signal(SignalKind::hangup())
+                    .map_err(|e| tracing::warn!(error = %e, "no SIGHUP handler"))
+                    .ok(),
+            )
+        }
+        #[cfg(not(unix))]
+        Hangups()
+    }
+
+    /// The next SIGHUP; never, without a handler.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.0 {
+            if signal.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending().await
+    }
+}
+
 /// Reloads the certificate when its files change (checked every [`CHECK_EVERY`]) and on SIGHUP,
 /// until the server begins to shut down.
-pub async fn watch(tls: Arc<Tls>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn watch(
+    tls: Arc<Tls>,
+    mut hangups: Hangups,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let mut every = tokio::time::interval(CHECK_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    #[cfg(unix)]
-    let mut hangup =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(|e| {
-            tracing::warn!(error = %e, "no SIGHUP handler; certificates reload on file changes only");
-        });
     loop {
-        #[cfg(unix)]
-        let hup = async {
-            match &mut hangup {
-                Ok(signal) => signal.recv().await,
-                Err(()) => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hup = std::future::pending::<Option<()>>();
         let trigger = tokio::select! {
             _ = every.tick() => "file change",
-            Some(()) = hup => "SIGHUP",
+            () = hangups.next() => "SIGHUP",
             changed = shutdown.changed() => match changed {
                 Ok(()) if !*shutdown.borrow() => continue,
                 _ => return,

@@ -19,6 +19,19 @@ async fn status_of(addr: std::net::SocketAddr, path: &str, bearer: &str) -> u16 
 }
 
 #[actix_web::test]
+async fn sighup_without_tls_reloads_nothing_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut ws = ws_at(server.addr, "/ws").await;
+    server.signal("HUP");
+    server.wait_for_line(|l| l.contains("SIGHUP: nothing to reload"));
+    let pong = ws.request(json!({"type":"ping","id":1})).await;
+    assert_eq!(pong["type"], "pong", "the socket is still open");
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status}");
+}
+
+#[actix_web::test]
 async fn sigterm_closes_every_socket_with_1001_exits_0_and_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
