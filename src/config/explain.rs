@@ -289,12 +289,20 @@ fn describe(value: &toml::Value) -> String {
 pub(super) fn unknown_key(key: &[String], defaults: &toml::Table, origin: &Source) -> ConfigError {
     let known = known_keys(defaults);
     let wanted = key.join(".");
+    // A near spelling of the whole key, else the same name in another table (`bind` written
+    // outside [server]).
     let closest = known
         .iter()
         .map(|k| (distance(&k.join("."), &wanted), k))
         .filter(|(d, _)| *d <= 3)
         .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k.clone());
+        .map(|(_, k)| k.clone())
+        .or_else(|| {
+            known
+                .iter()
+                .find(|k| k.last() == key.last() && k.len() > 1)
+                .cloned()
+        });
     let problem = match &closest {
         Some(k) => format!("is not a config key; did you mean {}?", display_key(k)),
         None => "is not a config key (config/default.toml lists every key)".into(),

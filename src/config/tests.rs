@@ -164,6 +164,11 @@ fn unknown_keys_are_named_with_their_line_and_the_key_that_was_meant() {
         err.contains("sever.bind") && err.contains("server.bind"),
         "{err}"
     );
+    let err = file_error("bind = \"0.0.0.0:1\"\n[server]\n");
+    assert!(
+        err.contains("config key bind ") && err.contains("did you mean server.bind?"),
+        "{err}"
+    );
 }
 
 #[test]
