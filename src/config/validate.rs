@@ -46,7 +46,10 @@ impl Config {
         if let Err(message) = crate::clientaddr::TrustedProxies::parse(&s.trusted_proxies) {
             return Err(Problem {
                 example: Some("[\"127.0.0.1\", \"10.0.0.0/8\"]".into()),
-                ..problem(&["server", "trusted_proxies"], format!("is refused: {message}"))
+                ..problem(
+                    &["server", "trusted_proxies"],
+                    format!("is refused: {message}"),
+                )
             });
         }
         if s.bind.parse::<SocketAddr>().is_err() {

@@ -2,8 +2,8 @@
 //! hand-off to a per-socket loop. `dispatch` holds what frames mean; `session` the socket loop;
 //! `closing` the closing handshake and the end of the TCP connection.
 
-mod closing;
 mod access;
+mod closing;
 pub mod dispatch;
 mod expiry;
 mod limit;
