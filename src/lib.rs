@@ -17,6 +17,11 @@
 //!                    store (sled: users, passkeys, credential-id index)
 //! ```
 //!
+//! Around them, for running it: `config` (layers with the source of every value, errors that
+//! name key, file and line), `logging` and `logwriter` (text or JSON lines, access lines),
+//! `readiness` (`/readyz`), `tls` (rustls with certificate reloads) and `app` (start, signals,
+//! graceful shutdown); `docs/deploy.md` puts them together.
+//!
 //! Domain modules (`ceremony`, `tokens`, `store`, `endpoints`, `protocol`) never import actix;
 //! `http` and `ws` translate between the wire and the domain. Embedding applications start the
 //! server with [`App::builder`], and may replace the unauthorized hook and the clock.

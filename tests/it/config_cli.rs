@@ -164,3 +164,40 @@ fn check_config_help_and_version_exit_cleanly_into_a_closed_pipe() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[actix_web::test]
+async fn the_binary_warns_at_start_when_no_origin_is_its_own_address() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 0: whatever port it gets, http://localhost:8080 is not it.
+    let server = crate::binary::Server::start(&dir.path().join("a"));
+    let warning = server.wait_for_line(|l| l.contains("is this server's own address"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("http://localhost:8080"), "{warning}");
+    assert!(
+        warning.contains(&format!("http://{}", server.addr)),
+        "{warning}"
+    );
+    drop(server);
+
+    let port = crate::forward_auth::free_port();
+    let server = crate::binary::Server::start_with(&dir.path().join("b"), |cmd| {
+        cmd.env("WSAUTHN__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "WSAUTHN__WEBAUTHN__ORIGINS",
+                format!("[\"http://localhost:{port}\"]"),
+            );
+    });
+    // The access line of a request written after start: the warning would be before it.
+    let res = awc::Client::new()
+        .get(format!("http://{}/healthz", server.addr))
+        .send()
+        .await
+        .unwrap();
+    let id = res.headers().get("x-request-id").unwrap().to_str().unwrap();
+    server.wait_for_line(|l| l.contains(id));
+    let lines = server.lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("own address")),
+        "{lines:#?}"
+    );
+}
