@@ -45,7 +45,7 @@ def main():
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif">',
              '<rect width="100%" height="100%" fill="white"/>',
-             f'<text x="{WIDTH / 2}" y="25" text-anchor="middle" font-size="15">Soak: mixed load, {len(rows)} windows</text>',
+             f'<text x="{WIDTH / 2}" y="25" text-anchor="middle" font-size="15">Soak: sign-ins and connects, {len(rows)} windows of 30 s</text>',
              f'<line x1="{LEFT}" y1="{TOP + h}" x2="{LEFT + w}" y2="{TOP + h}" stroke="black"/>',
              f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + h}" stroke="black"/>',
              f'<line x1="{LEFT + w}" y1="{TOP}" x2="{LEFT + w}" y2="{TOP + h}" stroke="black"/>',
