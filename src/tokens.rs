@@ -402,78 +402,6 @@ impl TokenTable {
         Ok((token, s.info()))
     }
 
-    /// Adds a session to its user's list.
-    fn index(&self, session: &Session) {
-        self.inner
-            .by_user
-            .entry(session.user.id)
-            .or_default()
-            .push(session.id);
-    }
-
-    /// The sessions of `user` (live or not yet swept).
-    fn of_user(&self, user: &Uuid) -> Vec<Arc<Session>> {
-        let ids = self
-            .inner
-            .by_user
-            .get(user)
-            .map(|ids| ids.clone())
-            .unwrap_or_default();
-        ids.iter()
-            .filter_map(|id| self.inner.by_id.get(id).map(|s| s.value().clone()))
-            .collect()
-    }
-
-    /// Enforces the per-user cap before a new session: the oldest ends, or the new one is
-    /// refused (`limits.when_sessions_full`).
-    fn make_room_for(&self, user: &Uuid) -> Result<(), Error> {
-        let (max, when_full) = self.inner.per_user;
-        let count = self.inner.by_user.get(user).map_or(0, |ids| ids.len());
-        if count < max {
-            return Ok(());
-        }
-        match when_full {
-            WhenFull::Refuse => Err(Error::RateLimited(
-                "This account has as many sessions as it may; end one (sessions.revoke) first.",
-            )),
-            WhenFull::EndOldest => {
-                let oldest: Vec<Uuid> = self
-                    .inner
-                    .by_user
-                    .get(user)
-                    .map(|ids| ids.iter().take(count + 1 - max).copied().collect())
-                    .unwrap_or_default();
-                for id in &oldest {
-                    self.end(id, EndReason::SessionLimit, false)?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// The live sessions of `user`, newest first; `current` marks the caller's own.
-    pub fn sessions_of(&self, user: &Uuid, current: Option<&Uuid>) -> Vec<SessionView> {
-        let now = self.inner.clock.now_ms();
-        let mut sessions: Vec<SessionView> = self
-            .of_user(user)
-            .iter()
-            .filter(|s| !s.is_expired(now, self.inner.idle_ms))
-            .map(|s| SessionView {
-                id: s.id,
-                created_at: s.created_ms / 1000,
-                last_used_at: s.last_used_ms.load(Ordering::Relaxed) / 1000,
-                expires_at: s.expires_ms.load(Ordering::Relaxed) / 1000,
-                user_agent: s.meta.user_agent.clone(),
-                address: s.meta.address,
-                credential_id: s.meta.credential_id.clone(),
-                socket_only: s.is_socket_only(),
-                current: current == Some(&s.id),
-            })
-            .collect();
-        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
-        sessions
-    }
-
     pub fn len(&self) -> usize {
         self.inner.by_id.len()
     }
@@ -486,6 +414,7 @@ impl TokenTable {
 mod persist;
 mod revoke;
 mod secret;
+mod users;
 
 use secret::{decode_hex_32, hash_token, new_token};
 pub use secret::{IssuedToken, TokenHash};
