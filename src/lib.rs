@@ -28,7 +28,7 @@
 //! Every socket runs the same loop (`ws/session.rs`: auth, deadlines, heartbeat, limits,
 //! expiry, revocation, shutdown, the closing handshake) with a [`Handler`] that says what its
 //! frames mean: the built-in `/ws`, `/echo` and `/chat`, an application's own socket
-//! ([`socket`]).
+//! ([`socket`]), and the reverse proxy's relay to an upstream ([`proxy`]).
 //!
 //! Embedding (docs/embedding.md): an application builds a [`Wsauthn`], mounts it into its own
 //! actix-web `App` (`.wrap(TokenPolicy)`, `.configure(|cfg| auth.configure(cfg))`) beside its own
@@ -60,6 +60,7 @@ pub mod logwriter;
 pub mod metrics;
 pub mod names;
 pub mod protocol;
+pub mod proxy;
 pub mod ratelimit;
 pub mod readiness;
 pub mod recovery;

@@ -19,6 +19,7 @@ mod limits;
 mod logs;
 mod metrics;
 pub(crate) mod persistence;
+mod proxy;
 mod readiness;
 mod self_service;
 mod shutdown;
