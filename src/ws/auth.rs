@@ -91,7 +91,7 @@ pub fn auth(
 /// What the first frame of a protected socket opened without a token comes to.
 #[derive(Debug)]
 pub enum FirstFrame {
-    /// A valid `auth`: the socket is bound; send `reply` (`auth.result`) once it is open.
+    /// A valid `auth`: the socket is bound; send `reply` (`auth.result`), then open it.
     SignedIn { reply: String, watch: Revocation },
     /// Anything else, and the hook refuses it.
     Refused(Close),

@@ -73,7 +73,8 @@ pub struct Chat {
 
 impl Chat {
     /// A signed-in socket joins before the client can know it is in (before the upgrade is
-    /// answered, or before its `auth.result`), so it cannot miss a message sent right after.
+    /// answered, or before its `auth.result` is written: `open` runs right after the loop
+    /// queues it, without yielding), so it cannot miss a message sent right after.
     fn join_if_signed_in(&mut self, conn: &Conn<'_>) {
         if self.room.is_none() && conn.user().is_some() {
             self.room = Some(conn.state.chat.join());

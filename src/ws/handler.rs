@@ -95,9 +95,10 @@ pub enum Ending {
 #[allow(async_fn_in_trait)] // Sockets run on their worker's thread: no `Send` bound is wanted.
 pub trait Handler: 'static {
     /// The socket is let in: its token came with the upgrade, its path needs none, or its first
-    /// `auth` frame was valid (then `open` runs before `auth.result` goes out). Let in by a
-    /// header or an open path, `open` runs before the upgrade is answered, and an `Err` refuses
-    /// the upgrade instead (1011 becomes `502`, any other code `503`).
+    /// `auth` frame was valid (then `open` runs once `auth.result` is queued, so what it sends
+    /// comes after). Let in by a header or an open path, `open` runs before the upgrade is
+    /// answered, and an `Err` refuses the upgrade instead (1011 becomes `502`, any other code
+    /// `503`).
     async fn open(&mut self, conn: &mut Conn<'_>) -> Result<(), Stop> {
         let _ = conn;
         Ok(())

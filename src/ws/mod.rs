@@ -29,6 +29,9 @@ use crate::error::Error;
 use crate::http::{authorize, error_response, session_meta, RequestAuth};
 use crate::state::AppState;
 use crate::tokens::SessionMeta;
+/// What a handler sends and receives (actix-ws's frame, and its text type).
+pub use actix_ws::Message;
+pub use bytestring::ByteString;
 pub use dispatch::{Close, SocketCtx, SocketKind, CLOSE_UNAUTHORIZED};
 pub use handler::{Conn, Ending, Handler, Next, Stop};
 pub use session::CLOSE_INTERNAL;
@@ -80,14 +83,19 @@ pub async fn chat_socket(
 /// for each upgrade:
 ///
 /// ```no_run
-/// # use wsauthn::ws::{Conn, Handler, Stop};
-/// # struct Game;
-/// # impl Handler for Game {
-/// #     async fn text(&mut self, conn: &mut Conn<'_>, text: bytestring::ByteString) -> Result<(), Stop> { conn.text(text).await }
-/// # }
-/// # fn routes(cfg: &mut actix_web::web::ServiceConfig) {
-/// cfg.route("/game", wsauthn::socket(|_req| Game));
-/// # }
+/// use wsauthn::ws::{ByteString, Conn, Handler, Stop};
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     async fn text(&mut self, conn: &mut Conn<'_>, text: ByteString) -> Result<(), Stop> {
+///         conn.text(text).await
+///     }
+/// }
+///
+/// fn routes(cfg: &mut actix_web::web::ServiceConfig) {
+///     cfg.route("/my-echo", wsauthn::socket(|_req| Echo));
+/// }
 /// ```
 pub fn socket<H, F>(make: F) -> actix_web::Route
 where

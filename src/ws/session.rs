@@ -390,9 +390,11 @@ impl<H: Handler> Socket<H> {
                         FirstFrame::SignedIn { reply, watch } => {
                             self.live.ctx.awaiting_auth = false;
                             self.binding.bind(watch, &*self.live.state.clock);
-                            self.open().await.map_err(ending_of)?;
+                            // `auth.result` first, then the handler: what it sends comes after,
+                            // and nothing can be written in between (this task queues both).
                             let (_, mut conn) = self.conn();
-                            return conn.text(reply).await.map_err(ending_of);
+                            conn.text(reply).await.map_err(ending_of)?;
+                            return self.open().await.map_err(ending_of);
                         }
                         FirstFrame::Refused(close) => return Err(Ending::Server(close)),
                         FirstFrame::LetIn => self.let_in().await?,

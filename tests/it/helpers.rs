@@ -183,6 +183,11 @@ pub type WsSink = futures_util::stream::SplitSink<Framed<BoxedSocket, ws::Codec>
 pub type WsStream = futures_util::stream::SplitStream<Framed<BoxedSocket, ws::Codec>>;
 
 impl Ws {
+    /// Wraps a socket opened some other way.
+    pub fn from_framed(framed: Framed<BoxedSocket, ws::Codec>) -> Ws {
+        Ws { framed }
+    }
+
     pub async fn send_text(&mut self, text: impl Into<String>) {
         self.framed
             .send(Message::Text(text.into().into()))

@@ -12,6 +12,7 @@ mod cors;
 mod crash;
 mod deploy;
 pub(crate) mod edge;
+mod embed;
 pub(crate) mod forward_auth;
 mod hardening;
 mod helpers;

@@ -222,8 +222,12 @@ async fn an_upstream_that_is_down_gets_502_and_its_sockets_1011() {
         refused,
         Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s == 502
     ));
-    // Authenticated by its first frame: closed with 1011 instead of an auth.result.
+    // Authenticated by its first frame: answered, then closed with 1011 as the upstream socket
+    // cannot open.
     let mut ws = app.ws("/game/ws").await;
-    ws.send(json!({"type":"auth","id":1,"token":token})).await;
+    let result = ws
+        .request(json!({"type":"auth","id":1,"token":token}))
+        .await;
+    assert_eq!(result["type"], "auth.result");
     assert_eq!(ws.expect_close().await, 1011);
 }
