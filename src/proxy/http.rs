@@ -25,11 +25,16 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The HTTP client toward the upstreams: one per worker (awc's client is not `Send`), with no
 /// cap on connections (each proxied socket holds one), no default headers and no redirects.
+/// HTTP/1.1 only (WebSockets need it); `https` upstreams are verified by OpenSSL against the
+/// system's certificate store (`SSL_CERT_FILE` / `SSL_CERT_DIR` name another one).
 pub struct Upstreams(pub awc::Client);
 
 impl Upstreams {
     pub fn new() -> Self {
-        let connector = awc::Connector::new().limit(0).timeout(CONNECT_TIMEOUT);
+        let connector = awc::Connector::new()
+            .limit(0)
+            .timeout(CONNECT_TIMEOUT)
+            .max_http_version(awc::http::Version::HTTP_11);
         Upstreams(
             awc::Client::builder()
                 .connector(connector)

@@ -6,6 +6,7 @@ mod config;
 mod http;
 mod limits;
 mod socket;
+mod tls;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -58,13 +59,19 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Starts `upstream.py` (or `script` with `PORT`), or `None` without aiohttp.
+    /// Starts `upstream.py`, or `None` without aiohttp.
     pub fn start() -> Option<Upstream> {
+        Upstream::start_with(&[])
+    }
+
+    /// Starts `upstream.py` with these environment variables (`CERT`, `KEY`: HTTPS).
+    pub fn start_with(env: &[(&str, &str)]) -> Option<Upstream> {
         if !python_has("aiohttp", "python3 -m pip install aiohttp") {
             return None;
         }
         let mut child = Command::new("python3")
             .arg(UPSTREAM)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -1,6 +1,6 @@
 """A backend in another language behind wsauthn's proxy, for tests/it/proxy/: Python's aiohttp.
 
-Listens on 127.0.0.1 (port 0 unless PORT is set) and prints {"event": "listening", "port": N},
+Listens on 127.0.0.1 (port 0 unless PORT is set; HTTPS with CERT and KEY, PEM files) and prints {"event": "listening", "port": N},
 then one JSON line per event the tests wait for: {"event": "ws_open", "id", "path", "headers"},
 {"event": "ws_closed", "id", "code"}, {"event": "http", "method", "path", "headers"}.
 
@@ -26,6 +26,7 @@ Control (not under /game, called directly): POST /control/release, POST /control
 import asyncio
 import json
 import os
+import ssl
 import sys
 
 from aiohttp import WSMsgType, web
@@ -148,7 +149,11 @@ async def main():
     app.router.add_route("*", "/game/{tail:.*}", game)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", int(os.environ.get("PORT", "0")))
+    tls = None
+    if os.environ.get("CERT"):
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(os.environ["CERT"], os.environ["KEY"])
+    site = web.TCPSite(runner, "127.0.0.1", int(os.environ.get("PORT", "0")), ssl_context=tls)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
     say(event="listening", port=port)
