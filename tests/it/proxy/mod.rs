@@ -3,6 +3,7 @@
 //! say so loudly and pass, except under `CI=true`, where they fail (`.ci/run` installs it).
 
 mod config;
+mod docs;
 mod http;
 mod limits;
 mod socket;
