@@ -256,3 +256,58 @@ fn the_embedding_guide_shows_the_programs_the_suite_runs() {
         );
     }
 }
+
+#[actix_web::test]
+async fn the_policy_middleware_refuses_everything_when_wsauthn_is_not_mounted() {
+    use actix_web::{test, web, App, HttpResponse};
+    let app = test::init_service(
+        App::new()
+            .wrap(wsauthn::TokenPolicy)
+            .route("/open", web::get().to(HttpResponse::Ok)),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/open").to_request()).await;
+    assert_eq!(res.status(), 500, "fails closed");
+}
+
+#[actix_web::test]
+async fn an_applications_socket_checks_its_token_even_without_the_policy_middleware() {
+    use actix_web::{App, HttpServer};
+    let dir = tempfile::tempdir().unwrap();
+    let auth = wsauthn::Wsauthn::builder(config(&dir, |_| {}))
+        .policy("/mine", wsauthn::AuthPolicy::Required)
+        .build()
+        .await
+        .expect("built");
+    let mounted = auth.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = HttpServer::new(move || {
+        let auth = mounted.clone();
+        // No TokenPolicy: the socket route checks the header itself.
+        App::new()
+            .configure(|cfg| auth.configure(cfg))
+            .route("/mine", wsauthn::socket(|_req| wsauthn::ws::builtin::Echo))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    let (token, _) = sign_up(addr, "fay").await;
+    let refused = awc::Client::new()
+        .ws(format!("ws://{addr}/mine"))
+        .bearer_auth("F".repeat(64))
+        .connect()
+        .await;
+    assert!(matches!(
+        refused,
+        Err(awc::error::WsClientError::InvalidResponseStatus(s)) if s == 401
+    ));
+    let mut ws = ws_with_token(addr, "/mine", &token).await;
+    ws.send(json!({"hi":1})).await;
+    assert_eq!(ws.recv().await, json!({"hi":1}));
+    let mut frame_first = ws_at(addr, "/mine").await;
+    frame_first.send(json!({"hi":2})).await;
+    assert_eq!(frame_first.expect_close().await, 4401);
+}
