@@ -224,6 +224,23 @@ mod tests {
     }
 
     #[test]
+    fn one_host_and_port_cannot_be_both_http_and_https() {
+        let entries = [
+            ProxyConfig {
+                path: "/a".into(),
+                upstream: "https://up.internal:9000".into(),
+            },
+            ProxyConfig {
+                path: "/b".into(),
+                upstream: "http://up.internal:9000".into(),
+            },
+        ];
+        let err = validate(&entries).unwrap_err().to_string();
+        assert!(err.starts_with("proxy[1].upstream"), "{err}");
+        assert!(err.contains("proxy[0].upstream"), "{err}");
+    }
+
+    #[test]
     fn entries_that_overlap_each_other_are_refused() {
         let entries = [
             ProxyConfig {

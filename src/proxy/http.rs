@@ -14,6 +14,7 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
+use super::connect::UpstreamConnector;
 use super::headers::{self, Origin};
 use crate::error::Error;
 use crate::http::{error_response, RequestAuth};
@@ -24,31 +25,26 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The HTTP client toward the upstreams: one per worker (awc's client is not `Send`), with no
-/// cap on connections (each proxied socket holds one), no default headers and no redirects.
-/// HTTP/1.1 only (WebSockets need it); `https` upstreams are verified by OpenSSL against the
-/// system's certificate store (`SSL_CERT_FILE` / `SSL_CERT_DIR` name another one).
+/// cap on connections (each proxied socket holds one), no default headers and no redirects,
+/// HTTP/1.1 only (WebSockets need it). Connections go through [`UpstreamConnector`]: TLS for
+/// the hosts and ports of `https` upstreams (given as `secure`), whose URLs awc sees as `http`.
 pub struct Upstreams(pub awc::Client);
 
 impl Upstreams {
-    pub fn new() -> Self {
+    pub fn new(secure: impl IntoIterator<Item = (String, u16)>) -> std::io::Result<Self> {
         let connector = awc::Connector::new()
+            .connector(UpstreamConnector::new(secure)?)
             .limit(0)
             .timeout(CONNECT_TIMEOUT)
             .max_http_version(awc::http::Version::HTTP_11);
-        Upstreams(
+        Ok(Upstreams(
             awc::Client::builder()
                 .connector(connector)
                 .no_default_headers()
                 .disable_redirects()
                 .timeout(RESPONSE_TIMEOUT)
                 .finish(),
-        )
-    }
-}
-
-impl Default for Upstreams {
-    fn default() -> Self {
-        Upstreams::new()
+        ))
     }
 }
 

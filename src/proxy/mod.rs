@@ -8,6 +8,7 @@
 //! proxied socket closes when its session ends (4401) and its upstream socket with it.
 
 mod config;
+mod connect;
 mod headers;
 mod http;
 mod socket;
@@ -25,19 +26,45 @@ pub use self::http::Upstreams;
 use self::socket::{Dial, Relay};
 use crate::state::AppState;
 
+/// An upstream's host and port, and the URL awc is given for it: always `http` (an `https`
+/// one's TLS is the connector's, `connect.rs`).
+fn target(url: &url::Url) -> Option<((String, u16), String)> {
+    let host = url.host_str()?.to_owned();
+    let port = url.port_or_known_default()?;
+    let base = format!("http://{host}:{port}");
+    Some(((host, port), base))
+}
+
 /// Mounts every `[[proxy]]` path, and the per-worker HTTP client toward the upstreams.
 pub fn routes(cfg: &mut web::ServiceConfig, state: &AppState) {
     if state.config.proxy.is_empty() {
         return;
     }
-    cfg.app_data(Upstreams::new());
-    for entry in &state.config.proxy {
-        // Validated at start (`config.rs`); an entry that is not an origin is skipped rather
-        // than mounted wrong.
-        let Ok(url) = upstream_url(&entry.upstream) else {
-            continue;
-        };
-        let upstream: Arc<str> = Arc::from(url.as_str().trim_end_matches('/'));
+    // Validated at start (`config.rs`); an entry that is not an origin is skipped rather than
+    // mounted wrong.
+    let targets: Vec<_> = state
+        .config
+        .proxy
+        .iter()
+        .filter_map(|entry| {
+            let url = upstream_url(&entry.upstream).ok()?;
+            let (authority, base) = target(&url)?;
+            Some((entry, url.scheme() == "https", authority, base))
+        })
+        .collect();
+    let secure = targets
+        .iter()
+        .filter(|(_, tls, _, _)| *tls)
+        .map(|(_, _, authority, _)| authority.clone());
+    match Upstreams::new(secure) {
+        Ok(upstreams) => {
+            cfg.app_data(upstreams);
+        }
+        // Without a client every proxied request answers as if wsauthn were not mounted.
+        Err(e) => tracing::error!(error = %e, "cannot set up TLS toward the upstreams"),
+    }
+    for (entry, _, _, base) in targets {
+        let upstream: Arc<str> = Arc::from(base);
         let to = move |req: HttpRequest, body: web::Payload| {
             let upstream = upstream.clone();
             async move { proxied(req, body, &upstream).await }
