@@ -153,8 +153,9 @@ impl Wsauthn {
 
     /// Mounts wsauthn into an application's `App` (one call per worker, in the `HttpServer`
     /// factory): its state, the ceremony socket `/ws`, `/echo` and `/chat`, the HTTP mirror of
-    /// the ceremonies, the account and session endpoints, `/auth/verify`, the backend API, and
-    /// the `[[proxy]]` paths. Static files are not mounted (see [`Wsauthn::static_files`]).
+    /// the ceremonies, the account and session endpoints, `/auth/verify`, `/metrics`, the
+    /// backend API, and the `[[proxy]]` paths. Static files are not mounted (see
+    /// [`Wsauthn::static_files`]).
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(web::Data::new(self.state.clone()));
         crate::http::routes(cfg, self.state.config.websocket.max_frame_bytes);
