@@ -143,15 +143,17 @@ fn from_upstream(
     }))
 }
 
-/// What the upstream is told when the client's socket ends.
-fn close_for_upstream(ending: &Ending) -> CloseReason {
+/// What the upstream is told when the client's socket ends: the client's own close as it was
+/// (with no code if it had none), the server's close, or 1001 (going away) when the client
+/// broke the protocol or vanished.
+fn close_for_upstream(ending: &Ending) -> Option<CloseReason> {
     match ending {
-        Ending::Client(Some(reason)) => reason.clone(),
-        Ending::Server(close) => CloseReason {
+        Ending::Client(reason) => reason.clone(),
+        Ending::Server(close) => Some(CloseReason {
             code: CloseCode::from(close.code),
             description: Some(close.reason.clone()),
-        },
-        Ending::Client(None) | Ending::Failed(_) | Ending::Gone => CloseCode::Away.into(),
+        }),
+        Ending::Failed(_) | Ending::Gone => Some(CloseCode::Away.into()),
     }
 }
 
@@ -236,7 +238,7 @@ impl Handler for Relay {
             return;
         };
         let reason = match self.upstream_end.take() {
-            None => Some(close_for_upstream(ending)),
+            None => close_for_upstream(ending),
             Some(UpstreamEnd::Closed(theirs)) => theirs,
             Some(UpstreamEnd::Refused(code)) => Some(code.into()),
             Some(UpstreamEnd::Gone) => return,
