@@ -95,25 +95,25 @@ impl MessageBody for HoldOpen {
 /// frame that cannot even be queued within [`ANSWER_TIMEOUT`] (a client that reads nothing) is
 /// given up on: the connection ends without it.
 pub async fn finish(
-    session: Session,
-    mut stream: AggregatedMessageStream,
+    session: &Session,
+    stream: &mut AggregatedMessageStream,
     ending: Ending,
     release: Release,
 ) {
-    let within = |close| tokio::time::timeout(ANSWER_TIMEOUT, close);
-    match ending {
-        Ending::Gone => {}
-        Ending::Client(reason) => {
-            let _ = within(session.close(reason)).await;
+    let (reason, then_wait) = match ending {
+        Ending::Gone => {
+            drop(release);
+            return;
         }
-        Ending::Failed(close) => {
-            let _ = within(session.close(Some(reason(close)))).await;
-        }
-        Ending::Server(close) => {
-            if let Ok(Ok(())) = within(session.close(Some(reason(close)))).await {
-                let _ = tokio::time::timeout(ANSWER_TIMEOUT, answer(&mut stream)).await;
-            }
-        }
+        Ending::Client(reason) => (reason, false),
+        Ending::Failed(close) => (Some(reason(close)), false),
+        Ending::Server(close) => (Some(reason(close)), true),
+    };
+    // One statement each, so the two timers are never in the task at once.
+    // A clone closes the session (its clones share the closed state); the socket keeps its own.
+    let closed = tokio::time::timeout(ANSWER_TIMEOUT, session.clone().close(reason)).await;
+    if then_wait && matches!(closed, Ok(Ok(()))) {
+        let _ = tokio::time::timeout(ANSWER_TIMEOUT, answer(stream)).await;
     }
     drop(release);
 }

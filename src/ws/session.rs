@@ -10,25 +10,27 @@
 //! full outbox for frames of its own (pings, pongs, warnings) or of the handler's source, so
 //! revocation and shutdown reach a socket whose client reads nothing. It says how it ended
 //! ([`Ending`]); [`closing::finish`] then carries out the closing handshake and ends the TCP
-//! connection.
+//! connection. What it does on each event is `session/events.rs`.
+//!
+//! Memory: an idle socket is mostly this task. The handling of each event is boxed while it
+//! runs (it would otherwise sit in every idle socket's task), and the closing handshake
+//! borrows the wire from the `Socket` rather than holding it twice (`session/tests.rs`).
 
 use std::future::{pending, poll_fn, Future};
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, Message, ProtocolError, Session};
+use actix_ws::{AggregatedMessageStream, Message, Session};
 use futures_util::Sink;
 use tokio::sync::watch;
 use tokio::time::{sleep, Sleep};
 
 use super::access::SocketLog;
-use super::auth::{first_frame, refused_or_let_in, FirstFrame};
 use super::closing::{self, Release};
 use super::dispatch::{Close, SocketCtx};
-use super::expiry::{Due, SocketTimer, Stage};
+use super::expiry::SocketTimer;
 use super::handler::{try_send, Binding, Conn, Ending, Handler, Next, Outbox, Stop, MAX_QUEUED};
-use crate::endpoints::Reason;
 use crate::ratelimit::TokenBucket;
 use crate::state::{AppState, OpenSocket};
 use crate::tokens::{Revocation, SessionSignal};
@@ -70,19 +72,34 @@ struct Live {
     state: AppState,
     ctx: SocketCtx,
     log: SocketLog,
+    ended: bool,
 }
 
-impl Drop for Live {
-    fn drop(&mut self) {
+impl Live {
+    /// Ends what the socket started, and writes its access line; once (it is also what
+    /// dropping it does).
+    fn end(&mut self) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
         self.log.write(&self.state, &self.ctx);
         for id in self.ctx.pending_ceremonies() {
             self.state.ceremonies.pending().cancel(&id);
         }
-        if let Some(session) = &self.ctx.caller.session {
+        if let Some(session) = self.ctx.caller.session.take() {
             // A socket-only session ends with its socket; one with a token stays, idle from now.
-            self.state.tokens.end_socket_session(session);
-            self.state.tokens.touch(session);
+            self.state.tokens.end_socket_session(&session);
+            self.state.tokens.touch(&session);
         }
+        // The caps count the socket no longer.
+        self.ctx.anonymous = None;
+        self.ctx.user_slot = None;
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
@@ -169,6 +186,7 @@ impl<H: Handler> Socket<H> {
                 state,
                 ctx,
                 log: SocketLog::opened(),
+                ended: false,
             },
             session,
             stream,
@@ -220,27 +238,11 @@ impl<H: Handler> Socket<H> {
             if socket.opened {
                 socket.handler.close(&ending).await;
             }
-            let (session, stream, open) = socket.into_wire();
-            closing::finish(session, stream, ending, release).await;
-            drop(open);
+            // What the socket started ends before the handshake (see [`Live`]); the handshake
+            // borrows the wire, so the task holds it once, in the `Socket`.
+            socket.live.end();
+            closing::finish(&socket.session, &mut socket.stream, ending, release).await;
         }
-    }
-
-    /// Lets go of everything but the wire: what the socket started ends here (see [`Live`]),
-    /// and the closing handshake gets the session and the stream. By value, so the task does
-    /// not keep the rest of the `Socket` beside the handshake's future.
-    fn into_wire(self) -> (Session, AggregatedMessageStream, OpenSocket) {
-        let Socket {
-            live,
-            session,
-            stream,
-            handler,
-            _open,
-            ..
-        } = self;
-        drop(handler);
-        drop(live);
-        (session, stream, _open)
     }
 
     /// After a frame, or once the socket is let in: signed in, it needs no deadline; not signed
@@ -294,11 +296,11 @@ impl<H: Handler> Socket<H> {
             let draining = !self.outbox.is_empty();
             let step = tokio::select! {
                 frame = self.stream.recv(), if reading => match frame {
-                    Some(Ok(frame)) => self.on_frame(frame).await,
+                    Some(Ok(frame)) => Box::pin(self.on_frame(frame)).await,
                     other => Err(self.stream_ended(other)),
                 },
                 next = self.handler.next(), if taking => match next {
-                    Next::Send(message) => self.send_from_source(message).await,
+                    Next::Send(message) => Box::pin(self.send_from_source(message)).await,
                     Next::Idle => Ok(()),
                     Next::Stop(stop) => Err(ending_of(stop)),
                 },
@@ -310,194 +312,19 @@ impl<H: Handler> Socket<H> {
                         Ok(())
                     }
                 },
-                due = self.binding.timer.fired() => self.on_timer(due, heartbeat_timeout).await,
+                due = self.binding.timer.fired() => Box::pin(self.on_timer(due, heartbeat_timeout)).await,
                 // The switch only ever goes from false to true, and is checked when the socket
                 // opens (above), so any change means the server is going away.
                 _ = self.shutdown.changed() => Err(Ending::Server(shutting_down())),
-                () = deadline_fired(&mut self.auth_deadline) => self.on_deadline().await,
+                () = deadline_fired(&mut self.auth_deadline) => Box::pin(self.on_deadline()).await,
             };
             if let Err(ending) = step {
                 return ending;
             }
         }
     }
-
-    /// A frame from the handler's source, sent now if the client has room, else queued (and the
-    /// source is not asked again until the outbox is empty).
-    async fn send_from_source(&mut self, message: Message) -> Result<(), Ending> {
-        let message = match message {
-            Message::Close(reason) => {
-                return Err(Ending::Server(Close {
-                    code: reason.as_ref().map_or(1000, |r| u16::from(r.code)),
-                    reason: reason.and_then(|r| r.description).unwrap_or_default(),
-                }))
-            }
-            other => other,
-        };
-        match try_send(&mut self.session, message).await {
-            Ok(None) => Ok(()),
-            Ok(Some(message)) => {
-                self.outbox.push_back(message);
-                Ok(())
-            }
-            Err(stop) => Err(ending_of(stop)),
-        }
-    }
-
-    /// How the client's stream ended or failed.
-    fn stream_ended(&self, frame: Option<Result<AggregatedMessage, ProtocolError>>) -> Ending {
-        let max = self.live.state.config.websocket.max_frame_bytes;
-        match frame {
-            // The oversized frame has been skipped whole: the client's answer to the close
-            // can still be read.
-            Some(Err(ProtocolError::Overflow)) => Ending::Server(Close {
-                code: CLOSE_TOO_BIG,
-                reason: format!("frame larger than {max} bytes"),
-            }),
-            // The size limit seen in a frame header, or in the fragments of one message
-            // together (`ws/limit.rs`): nothing more is read after it, so the close goes out and
-            // the connection ends.
-            Some(Err(ProtocolError::Io(e))) if super::limit::is_overflow(&e) => {
-                Ending::Failed(Close {
-                    code: CLOSE_TOO_BIG,
-                    reason: format!("message larger than {max} bytes"),
-                })
-            }
-            Some(Err(e)) => {
-                tracing::debug!(socket = self.live.ctx.id, error = %e, "websocket protocol error");
-                Ending::Failed(Close {
-                    code: CLOSE_PROTOCOL,
-                    reason: "protocol error".into(),
-                })
-            }
-            None | Some(Ok(_)) => Ending::Gone,
-        }
-    }
-
-    async fn on_frame(&mut self, frame: AggregatedMessage) -> Result<(), Ending> {
-        let now = Instant::now();
-        self.last_seen = now;
-        if !matches!(frame, AggregatedMessage::Pong(_)) && !self.flood.try_take(now) {
-            return Err(Ending::Server(Close {
-                code: CLOSE_POLICY,
-                reason: "too many messages".into(),
-            }));
-        }
-        let handled = match frame {
-            AggregatedMessage::Text(text) => {
-                if self.live.ctx.awaiting_auth {
-                    match first_frame(&mut self.live.ctx, &self.live.state, &text) {
-                        FirstFrame::SignedIn { reply, watch } => {
-                            self.live.ctx.awaiting_auth = false;
-                            self.binding.bind(watch, &*self.live.state.clock);
-                            // `auth.result` first, then the handler: what it sends comes after,
-                            // and nothing can be written in between (this task queues both).
-                            let (_, mut conn) = self.conn();
-                            conn.text(reply).await.map_err(ending_of)?;
-                            return self.open().await.map_err(ending_of);
-                        }
-                        FirstFrame::Refused(close) => return Err(Ending::Server(close)),
-                        FirstFrame::LetIn => self.let_in().await?,
-                    }
-                }
-                self.check_live()?;
-                let (handler, mut conn) = self.conn();
-                handler.text(&mut conn, text).await
-            }
-            AggregatedMessage::Binary(bytes) => {
-                if self.live.ctx.awaiting_auth {
-                    let ctx = &self.live.ctx;
-                    match refused_or_let_in(&self.live.state, ctx, Reason::NotAuthenticated) {
-                        FirstFrame::Refused(close) => return Err(Ending::Server(close)),
-                        _ => self.let_in().await?,
-                    }
-                }
-                self.check_live()?;
-                let (handler, mut conn) = self.conn();
-                handler.binary(&mut conn, bytes).await
-            }
-            AggregatedMessage::Ping(bytes) => {
-                return self
-                    .send_own(Message::Pong(bytes), true)
-                    .await
-                    .map_err(ending_of)
-            }
-            AggregatedMessage::Pong(_) => return Ok(()),
-            AggregatedMessage::Close(reason) => {
-                tracing::debug!(socket = self.live.ctx.id, ?reason, "client closed");
-                return Err(Ending::Client(reason));
-            }
-        };
-        handled.map_err(ending_of)?;
-        self.reset_deadline(now);
-        Ok(())
-    }
-
-    /// The unauthorized hook let a protected socket in without a user.
-    async fn let_in(&mut self) -> Result<(), Ending> {
-        self.live.ctx.awaiting_auth = false;
-        self.auth_deadline = None;
-        self.open().await.map_err(ending_of)
-    }
-
-    /// A frame that races its session's revocation is not served: the socket closes as its
-    /// revocation signal would close it.
-    fn check_live(&self) -> Result<(), Ending> {
-        match &self.live.ctx.caller.session {
-            Some(session) if !self.live.state.tokens.is_live(session) => {
-                Err(Ending::Server(Close::unauthorized()))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    async fn on_timer(&mut self, due: Due, heartbeat_timeout: Duration) -> Result<(), Ending> {
-        match due {
-            Due::Heartbeat => {
-                if self.last_seen.elapsed() > heartbeat_timeout {
-                    return Err(Ending::Server(Close {
-                        code: CLOSE_GOING_AWAY,
-                        reason: "heartbeat timeout".into(),
-                    }));
-                }
-                let ping = Message::Ping(actix_web::web::Bytes::new());
-                self.send_own(ping, true).await.map_err(ending_of)
-            }
-            Due::Expiry(Stage::Warn) => {
-                let expires_at = self.binding.timer.expires_at();
-                self.binding.timer.arm_end(&*self.live.state.clock);
-                if self.opened {
-                    let (handler, mut conn) = self.conn();
-                    handler
-                        .expiring(&mut conn, expires_at)
-                        .await
-                        .map_err(ending_of)?;
-                }
-                Ok(())
-            }
-            Due::Expiry(Stage::End) => {
-                let state = &self.live.state;
-                let ended =
-                    (self.live.ctx.caller.session).is_some_and(|s| state.tokens.expire_if_due(&s));
-                if !ended {
-                    self.binding.timer.arm_end(&*state.clock);
-                }
-                Ok(())
-            }
-        }
-    }
-
-    async fn on_deadline(&mut self) -> Result<(), Ending> {
-        self.auth_deadline = None;
-        if !self.live.ctx.awaiting_auth {
-            return Err(Ending::Server(Close {
-                code: CLOSE_SIGN_IN_TIMEOUT,
-                reason: "not signed in in time".into(),
-            }));
-        }
-        match refused_or_let_in(&self.live.state, &self.live.ctx, Reason::Deadline) {
-            FirstFrame::Refused(close) => Err(Ending::Server(close)),
-            _ => self.let_in().await,
-        }
-    }
 }
+
+mod events;
+#[cfg(test)]
+mod tests;
