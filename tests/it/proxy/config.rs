@@ -22,7 +22,7 @@ fn a_proxy_path_over_a_built_in_route_stops_the_server_naming_the_key() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("proxy[1].path"), "{stderr}");
     assert!(
-        stderr.contains("\"/api/game\" overlaps the built-in route /api"),
+        stderr.contains("\"/api/game\", which overlaps the built-in route /api"),
         "{stderr}"
     );
 }
@@ -41,5 +41,5 @@ fn a_proxy_table_with_an_unknown_key_stops_the_server_naming_it() {
     let (code, stderr) =
         start_with("[[proxy]]\npath = \"/game\"\nupstrem = \"http://127.0.0.1:9000\"\n");
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("upstrem"), "{stderr}");
+    assert!(stderr.contains("proxy[0].upstrem"), "{stderr}");
 }
