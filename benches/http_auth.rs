@@ -5,13 +5,12 @@
 
 use std::sync::Arc;
 
-use actix_web::middleware::from_fn;
 use actix_web::{test, web, App, HttpResponse};
 use uuid::Uuid;
 use wsauthn::endpoints::AuthPolicy;
-use wsauthn::http::enforce_policy;
 use wsauthn::protocol::UserView;
 use wsauthn::Config;
+use wsauthn::TokenPolicy;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -47,7 +46,7 @@ fn http_auth(c: &mut Criterion) {
     let app = runner.block_on(test::init_service(
         App::new()
             .app_data(web::Data::new(state))
-            .wrap(from_fn(enforce_policy))
+            .wrap(TokenPolicy)
             .route("/open", web::get().to(handler))
             .route("/protected", web::get().to(handler)),
     ));

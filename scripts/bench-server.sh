@@ -4,13 +4,16 @@
 #
 #   scripts/bench-server.sh [DATA_DIR] [extra config file]
 #   pid=$(scripts/bench-server.sh /tmp/wsauthn-bench) ... kill "$pid"
+#   PORT=8180 scripts/bench-server.sh ...   (another port than 8080)
 set -euo pipefail
 data=${1:-/tmp/wsauthn-bench}
 config=${2:-}
 bin=${WSAUTHN_BIN:-target/release/wsauthn}
+port=${PORT:-8080}
 rm -rf "$data"
 mkdir -p "$data"
 export WSAUTHN__SERVER__DATA_DIR="$data/db"
+export WSAUTHN__SERVER__BIND="127.0.0.1:$port"
 export WSAUTHN__SERVER__STATIC_DIR=""
 export WSAUTHN__LIMITS__CEREMONIES_PER_MINUTE=${WSAUTHN__LIMITS__CEREMONIES_PER_MINUTE:-1000000}
 export WSAUTHN__WEBSOCKET__MESSAGES_PER_SECOND=${WSAUTHN__WEBSOCKET__MESSAGES_PER_SECOND:-1000000}
@@ -23,7 +26,7 @@ if [[ -n "$config" ]]; then args=(--config "$config"); fi
 pid=$!
 # Ready when it answers HTTP at all (bounded: 10 s); /healthz may be protected.
 for _ in $(seq 100); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:8080/healthz" 2>/dev/null || true)
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" 2>/dev/null || true)
   if [[ "$code" != "000" && -n "$code" ]]; then
     echo "$pid"
     exit 0

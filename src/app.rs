@@ -1,28 +1,23 @@
-//! Assembles the server: opens the store, builds the shared state, binds the listener and
-//! mounts the routes. Tests bind port 0 and read the address back with [`App::local_addr`].
+//! The `wsauthn` server: builds wsauthn's state ([`Wsauthn`]), binds the listener and mounts the
+//! routes into an `HttpServer` of its own, from the same pieces an embedding application uses.
+//! Tests bind port 0 and read the address back with [`App::local_addr`].
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::web;
 use tokio::sync::watch;
 
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::endpoints::{DisconnectHook, UnauthorizedHook};
-use crate::events::{EventHook, Events};
+pub use crate::embed::RELEASE_WAIT;
+use crate::embed::{ShutdownHandle, Wsauthn, WsauthnBuilder};
+use crate::endpoints::UnauthorizedHook;
+use crate::events::EventHook;
 use crate::http::access::access_log;
-use crate::http::{cors::cors, enforce_policy, request_deadline, routes, security_headers};
+use crate::http::{cors::cors, request_deadline, security_headers, TokenPolicy};
 use crate::state::AppState;
-use crate::store::Store;
-
-/// How often expired tokens and ceremonies are swept from memory.
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
-/// How long `run` waits, after the workers stop, for the last handles to the store to drop.
-pub const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,30 +40,27 @@ pub enum StartError {
 
 /// Options an embedding application can set before the server starts.
 pub struct AppBuilder {
-    config: Config,
-    clock: SharedClock,
-    hook: Arc<dyn UnauthorizedHook>,
-    events: Option<Arc<dyn EventHook>>,
+    auth: WsauthnBuilder,
     listener: Option<TcpListener>,
 }
 
 impl AppBuilder {
     /// Replaces the default unauthorized hook (disconnect: HTTP 401, WebSocket close 4401).
     pub fn unauthorized_hook(mut self, hook: impl UnauthorizedHook) -> Self {
-        self.hook = Arc::new(hook);
+        self.auth = self.auth.unauthorized_hook(hook);
         self
     }
 
     /// Receives every security event (ceremony outcomes, passkey and session changes) besides
     /// the `audit` log.
     pub fn event_hook(mut self, hook: impl EventHook) -> Self {
-        self.events = Some(Arc::new(hook));
+        self.auth = self.auth.event_hook(hook);
         self
     }
 
     /// Replaces the clock (tests move time with [`crate::clock::ManualClock`]).
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+        self.auth = self.auth.clock(clock);
         self
     }
 
@@ -81,19 +73,8 @@ impl AppBuilder {
 
     /// Opens the store, binds the listener and prepares the server; call [`App::run`] next.
     pub async fn build(self) -> Result<App, StartError> {
-        let config = self.config;
-        let store = Store::open(&config.server.data_dir).map_err(|source| StartError::Store {
-            path: config.server.data_dir.clone(),
-            source,
-        })?;
-        let state = AppState::new(
-            config,
-            store,
-            self.clock,
-            self.hook,
-            Events::new(self.events),
-        )
-        .map_err(|e| StartError::Setup(format!("{e:?}")))?;
+        let auth = self.auth.build().await?;
+        let state = auth.state().clone();
         let config = state.config.clone();
         let addr = config.bind_addr();
         let listener = match self.listener {
@@ -103,23 +84,12 @@ impl AppBuilder {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
-        let static_dir = Some(config.server.static_dir.clone())
-            .filter(|d| !d.as_os_str().is_empty())
-            .filter(|d| {
-                let exists = d.is_dir();
-                if !exists {
-                    tracing::warn!(dir = %d.display(), "static_dir not found; serving no static files");
-                }
-                exists
-            });
-        let data = web::Data::new(state.clone());
-        let body_limit = config.websocket.max_frame_bytes;
         let origins = state.origins.clone();
+        let mounted = auth.clone();
         let mut server = actix_web::HttpServer::new(move || {
-            let static_dir = static_dir.clone();
+            let auth = mounted.clone();
             actix_web::App::new()
-                .app_data(data.clone())
-                .wrap(from_fn(enforce_policy))
+                .wrap(TokenPolicy)
                 // Outside the token policy: preflights are answered before it runs.
                 .wrap(from_fn(cors))
                 .wrap(from_fn(request_deadline))
@@ -127,7 +97,8 @@ impl AppBuilder {
                 .wrap(security_headers(&origins))
                 // Outermost: the request id and the access line cover every layer's answer.
                 .wrap(from_fn(access_log))
-                .configure(move |cfg| routes(cfg, static_dir.as_deref(), body_limit))
+                .configure(|cfg| auth.configure(cfg))
+                .configure(|cfg| auth.static_files(cfg))
         })
         .max_connections(state.capacity.connections_per_worker)
         .shutdown_timeout(5)
@@ -149,18 +120,17 @@ impl AppBuilder {
         }
         .map_err(|source| StartError::Bind { addr, source })?
         .run();
+        // On Tokio's spawn, not actix's: this runs under #[tokio::main] too.
         let hangups = crate::tls::Hangups::register();
         match tls {
             Some(tls) => {
                 tracing::info!(certificate = %tls.current(), "tls on: https:// and wss:// only");
-                actix_web::rt::spawn(crate::tls::watch(tls, hangups, state.shutdown_signal()));
+                tokio::spawn(crate::tls::watch(tls, hangups, state.shutdown_signal()));
             }
             None => {
-                actix_web::rt::spawn(hangups_change_nothing(hangups, state.shutdown_signal()));
+                tokio::spawn(hangups_change_nothing(hangups, state.shutdown_signal()));
             }
         }
-        let (stop_sweeper, stopped) = tokio::sync::oneshot::channel();
-        actix_web::rt::spawn(sweep_until(state.clone(), stopped));
         tracing::info!(
             open_files = state.capacity.open_files,
             connections_per_worker = state.capacity.connections_per_worker,
@@ -174,27 +144,8 @@ impl AppBuilder {
         Ok(App {
             server,
             local_addr,
-            state,
-            stop_sweeper,
-            finished: watch::channel(false).0,
+            auth,
         })
-    }
-}
-
-/// Sweeps expired tokens and ceremonies until the server stops.
-async fn sweep_until(state: AppState, mut stopped: tokio::sync::oneshot::Receiver<()>) {
-    let mut every = tokio::time::interval(SWEEP_EVERY);
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            _ = &mut stopped => return,
-        }
-        let tokens = state.tokens.sweep();
-        let ceremonies = state.ceremonies.pending().sweep();
-        state.ceremonies.sweep_allowances();
-        if tokens + ceremonies > 0 {
-            tracing::debug!(tokens, ceremonies, "swept expired entries");
-        }
     }
 }
 
@@ -202,19 +153,13 @@ async fn sweep_until(state: AppState, mut stopped: tokio::sync::oneshot::Receive
 pub struct App {
     server: Server,
     local_addr: SocketAddr,
-    state: AppState,
-    stop_sweeper: tokio::sync::oneshot::Sender<()>,
-    /// Set once `run` has released everything, the store included.
-    finished: watch::Sender<bool>,
+    auth: Wsauthn,
 }
 
 impl App {
     pub fn builder(config: Config) -> AppBuilder {
         AppBuilder {
-            config,
-            clock: Arc::new(SystemClock),
-            hook: Arc::new(DisconnectHook),
-            events: None,
+            auth: Wsauthn::builder(config),
             listener: None,
         }
     }
@@ -230,61 +175,19 @@ impl App {
 
     /// The shared state, for embedding applications and tests.
     pub fn state(&self) -> &AppState {
-        &self.state
+        self.auth.state()
     }
 
     /// A handle that shuts the server down gracefully.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
-            server: self.server.handle(),
-            sockets: self.state.shutdown_switch(),
-            finished: self.finished.subscribe(),
-        }
+        self.auth.shutdown_handle(&self.server)
     }
 
     /// Serves until SIGINT/SIGTERM or [`ShutdownHandle::shutdown`], then flushes the store and
     /// waits (up to [`RELEASE_WAIT`]) until the last handle to it is dropped, so the data
     /// directory can be opened again as soon as this returns.
     pub async fn run(self) -> std::io::Result<()> {
-        let on_signal = self.shutdown_handle();
-        actix_web::rt::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("signal received; shutting down");
-            on_signal.shutdown().await;
-        });
-        let result = self.server.await;
-        let _ = self.stop_sweeper.send(());
-        if let Err(e) = self.state.store.flush().await {
-            tracing::error!(error = ?e, "final flush failed");
-        }
-        // Worker threads and socket tasks drop their copies of the state as they wind down.
-        let mut released = self.state.released_signal();
-        drop(self.state);
-        let waited = tokio::time::timeout(RELEASE_WAIT, released.wait_for(|done| *done)).await;
-        if waited.is_err() {
-            tracing::warn!("shut down with the store still open after {RELEASE_WAIT:?}");
-        }
-        self.finished.send_replace(true);
-        tracing::info!("stopped");
-        result
-    }
-}
-
-/// Stops a running server: every socket is closed with 1001 (going away), the workers stop, and
-/// `shutdown` returns once [`App::run`] has released the store.
-#[derive(Clone)]
-pub struct ShutdownHandle {
-    server: ServerHandle,
-    sockets: Arc<watch::Sender<bool>>,
-    finished: watch::Receiver<bool>,
-}
-
-impl ShutdownHandle {
-    pub async fn shutdown(&self) {
-        self.sockets.send_replace(true);
-        self.server.stop(true).await;
-        let mut finished = self.finished.clone();
-        let _ = finished.wait_for(|done| *done).await;
+        self.auth.serve(self.server).await
     }
 }
 
@@ -304,27 +207,5 @@ async fn hangups_change_nothing(
                 _ => return,
             },
         }
-    }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -43,6 +43,9 @@ pub struct Config {
     pub admin: AdminConfig,
     pub endpoints: EndpointsConfig,
     pub metrics: MetricsConfig,
+    /// `[[proxy]]` tables (docs/proxy.md); none by default.
+    #[serde(default)]
+    pub proxy: Vec<crate::proxy::ProxyConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

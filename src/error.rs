@@ -23,12 +23,13 @@ pub enum ErrorCode {
     NoPasskey,
     UnknownCredential,
     RecoveryFailed,
+    UpstreamUnavailable,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the declaration.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::BadRequest,
         ErrorCode::UsernameTaken,
         ErrorCode::UnknownUser,
@@ -43,6 +44,7 @@ impl ErrorCode {
         ErrorCode::NoPasskey,
         ErrorCode::UnknownCredential,
         ErrorCode::RecoveryFailed,
+        ErrorCode::UpstreamUnavailable,
         ErrorCode::Internal,
     ];
 
@@ -62,6 +64,7 @@ impl ErrorCode {
             ErrorCode::NoPasskey => "no_passkey",
             ErrorCode::UnknownCredential => "unknown_credential",
             ErrorCode::RecoveryFailed => "recovery_failed",
+            ErrorCode::UpstreamUnavailable => "upstream_unavailable",
             ErrorCode::Internal => "internal",
         }
     }
@@ -107,6 +110,10 @@ pub enum Error {
     /// A recovery code that does not match the username, or was used already.
     #[error("That username and recovery code do not match, or the code was used already.")]
     RecoveryFailed,
+    /// The upstream of a proxied path cannot be reached, or failed (the detail is logged,
+    /// never shown).
+    #[error("The service behind this path is unavailable; try again later.")]
+    UpstreamUnavailable,
     /// Unexpected: storage or library failure. The string is for the log only.
     #[error("Internal error.")]
     Internal(String),
@@ -129,6 +136,7 @@ impl Error {
             Error::NoPasskey => ErrorCode::NoPasskey,
             Error::UnknownCredential => ErrorCode::UnknownCredential,
             Error::RecoveryFailed => ErrorCode::RecoveryFailed,
+            Error::UpstreamUnavailable => ErrorCode::UpstreamUnavailable,
             Error::Internal(_) => ErrorCode::Internal,
         }
     }

@@ -23,8 +23,18 @@
 //! graceful shutdown); `docs/deploy.md` puts them together.
 //!
 //! Domain modules (`ceremony`, `tokens`, `store`, `endpoints`, `protocol`) never import actix;
-//! `http` and `ws` translate between the wire and the domain. Embedding applications start the
-//! server with [`App::builder`], and may replace the unauthorized hook and the clock.
+//! `http` and `ws` translate between the wire and the domain.
+//!
+//! Every socket runs the same loop (`ws/session.rs`: auth, deadlines, heartbeat, limits,
+//! expiry, revocation, shutdown, the closing handshake) with a [`Handler`] that says what its
+//! frames mean: the built-in `/ws`, `/echo` and `/chat`, an application's own socket
+//! ([`socket`]), and the reverse proxy's relay to an upstream ([`proxy`]).
+//!
+//! Embedding (docs/embedding.md): an application builds a [`Wsauthn`], mounts it into its own
+//! actix-web `App` (`.wrap(TokenPolicy)`, `.configure(|cfg| auth.configure(cfg))`) beside its own
+//! routes, whose handlers take [`Authenticated`]; or it runs the whole server with
+//! [`App::builder`], which is built from the same pieces. Both work under `#[actix_web::main]`
+//! and `#[tokio::main]`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod aaguid;
@@ -40,6 +50,7 @@ pub mod chat;
 pub mod clientaddr;
 pub mod clock;
 pub mod config;
+pub mod embed;
 pub mod endpoints;
 pub mod error;
 pub mod events;
@@ -49,6 +60,7 @@ pub mod logwriter;
 pub mod metrics;
 pub mod names;
 pub mod protocol;
+pub mod proxy;
 pub mod ratelimit;
 pub mod readiness;
 pub mod recovery;
@@ -59,11 +71,14 @@ pub mod tls;
 pub mod tokens;
 pub mod ws;
 
-pub use app::{App, AppBuilder, ShutdownHandle, StartError};
+pub use app::{App, AppBuilder, StartError};
 pub use config::Config;
-pub use endpoints::{Reason, Transport, Unauthorized, UnauthorizedHook, Verdict};
+pub use embed::{ShutdownHandle, Wsauthn, WsauthnBuilder};
+pub use endpoints::{AuthPolicy, Reason, Transport, Unauthorized, UnauthorizedHook, Verdict};
 pub use error::{Error, ErrorCode};
 pub use events::{Event, EventHook};
+pub use http::{Authenticated, TokenPolicy};
+pub use ws::{socket, Conn, Ending, Handler, Next, Stop};
 
 /// Base64url without padding, as WebAuthn's JSON uses it.
 pub fn b64url(bytes: &[u8]) -> String {

@@ -220,6 +220,22 @@ impl AppState {
     pub fn open_sockets(&self) -> u64 {
         self.open_sockets.load(Ordering::Relaxed)
     }
+
+    /// A handle that does not keep the state (and so the store) alive.
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.0))
+    }
+}
+
+/// See [`AppState::downgrade`].
+#[derive(Clone)]
+pub struct WeakState(std::sync::Weak<Shared>);
+
+impl WeakState {
+    /// The state, while anything else still holds it.
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(AppState)
+    }
 }
 
 pub struct OpenSocket(Arc<AtomicU64>);

@@ -129,3 +129,23 @@ async fn idle_bench_holds_every_socket_and_reports_memory_per_socket() {
         "{report:#}"
     );
 }
+
+#[actix_web::test]
+async fn frames_bench_times_echoed_frames_on_kept_open_sockets() {
+    let report = bench(&[
+        "--mode",
+        "frames",
+        "--clients",
+        "2",
+        "--frame-bytes",
+        "100",
+        "--duration",
+        "1s",
+    ])
+    .await;
+
+    assert_eq!(report["mode"], "frames");
+    assert_eq!(report["error_count"], 0, "{report:#}");
+    let frames = report["operations"]["frame"]["count"].as_u64().unwrap_or(0);
+    assert!(frames > 10, "few frames counted: {report:#}");
+}

@@ -19,13 +19,16 @@ Options:
   --duration D           measured time, e.g. 30s, 500ms, 2m (default 10s)
   --rate R               operations per second over all users, paced (default: as fast as
                          each user gets replies); latency then counts from when each was due
-  --mode MODE            register | login | connect | mixed | idle | http (default login)
+  --mode MODE            register | login | connect | mixed | idle | http | frames
+                         (default login)
                            login:   begin + finish with a token on a kept-open /ws socket
                            connect: open a protected socket with the token, one frame, then
                                     the closing handshake until the server ends the TCP stream
                            mixed:   1 register : 3 logins : 6 connects, at random
                            idle:    hold one authenticated protected socket per user
                            http:    GET --http-path with the token as Bearer (keep-alive)
+                           frames:  on a kept-open protected socket, send a text frame and
+                                    wait for its echo, back to back
   --json                 print the report as JSON on stdout instead of the table
   --server-pid PID       the server's process on this machine: CPU per operation, RSS
   --threads N            load threads, each with its own runtime (default 1)
@@ -36,6 +39,9 @@ Options:
                          for its own token (default: one per user)
   --ws-path PATH         the ceremony socket (default /ws)
   --connect-path PATH    the protected socket (default /echo)
+  --connect-url URL      the protected socket on another server (overrides --connect-path;
+                         frames mode against an upstream directly)
+  --frame-bytes N        frames mode: bytes per frame (default 64)
   --http-path PATH       what --mode http requests (default /api/me)
   --connect-auth HOW     header (Authorization: Bearer) | frame (first auth frame); default header
   --discoverable         usernameless sign-in (login.begin without a username)
@@ -54,6 +60,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Optio
     let mut url = "ws://127.0.0.1:8080".to_owned();
     let mut ws_path = "/ws".to_owned();
     let mut connect_path = "/echo".to_owned();
+    let mut connect_url = None;
     let mut http_path = "/api/me".to_owned();
     let mut rp_id = None;
     let mut o = Options {
@@ -76,6 +83,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Optio
         ops_per_socket: 0,
         source_ips: Vec::new(),
         server_pid: None,
+        frame_bytes: 64,
         json: false,
         quiet: false,
     };
@@ -100,6 +108,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Optio
             "--accounts" => o.accounts = number(&arg, &value()?)?,
             "--ws-path" => ws_path = value()?,
             "--connect-path" => connect_path = value()?,
+            "--connect-url" => connect_url = Some(value()?),
+            "--frame-bytes" => o.frame_bytes = number(&arg, &value()?)?,
             "--http-path" => http_path = value()?,
             "--connect-auth" => {
                 o.connect_auth = match value()?.as_str() {
@@ -139,7 +149,10 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Optio
     }
     let base = websocket_base(&url)?;
     o.ceremony_url = join(&base, &ws_path)?;
-    o.connect_url = join(&base, &connect_path)?;
+    o.connect_url = match connect_url {
+        Some(url) => websocket_base(&url)?.to_string(),
+        None => join(&base, &connect_path)?,
+    };
     o.http_url = join(&http_base(&base)?, &http_path)?;
     let origin = Url::parse(&o.origin).map_err(|e| format!("--origin {:?}: {e}", o.origin))?;
     o.origin = origin.origin().ascii_serialization();
@@ -167,9 +180,10 @@ fn mode(value: &str) -> Result<Mode, String> {
         "mixed" => Mode::Mixed,
         "idle" => Mode::Idle,
         "http" => Mode::Http,
+        "frames" => Mode::Frames,
         other => {
             return Err(format!(
-                "--mode: {other:?} is not register, login, connect, mixed, idle or http"
+                "--mode: {other:?} is not register, login, connect, mixed, idle, http or frames"
             ))
         }
     })

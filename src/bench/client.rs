@@ -100,6 +100,31 @@ impl Socket {
         }
     }
 
+    /// Sends `text` and waits for the next data frame, which must be as long (an echo).
+    pub async fn echo(&mut self, text: &str) -> Result<(), OpError> {
+        self.send(text.to_owned()).await?;
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let frame = tokio::time::timeout_at(deadline.into(), self.framed.next())
+                .await
+                .map_err(|_| OpError::Timeout)?;
+            match frame {
+                None | Some(Err(_)) => return Err(OpError::Closed(None)),
+                Some(Ok(Frame::Text(bytes) | Frame::Binary(bytes))) => {
+                    return match bytes.len() == text.len() {
+                        true => Ok(()),
+                        false => Err(OpError::Unexpected),
+                    }
+                }
+                Some(Ok(Frame::Close(reason))) => {
+                    return Err(OpError::Closed(reason.map(|r| u16::from(r.code))))
+                }
+                Some(Ok(Frame::Ping(bytes))) => self.pong(bytes).await?,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     /// Sends `frame` and waits for the reply, which must have `"type": expect`.
     pub async fn request(&mut self, frame: String, expect: &str) -> Result<Value, OpError> {
         self.send(frame).await?;

@@ -54,6 +54,10 @@ pub enum Mode {
     Idle,
     /// An HTTP GET with the token as `Authorization: Bearer`, on kept-alive connections.
     Http,
+    /// One protected socket per user, kept open; each operation sends a text frame of
+    /// `frame_bytes` and waits for its echo (an echoing endpoint: `/echo`, or a `[[proxy]]`
+    /// path to an echo server, docs/benchmarks.md).
+    Frames,
 }
 
 impl Mode {
@@ -65,6 +69,7 @@ impl Mode {
             Mode::Mixed => "mixed",
             Mode::Idle => "idle",
             Mode::Http => "http",
+            Mode::Frames => "frames",
         }
     }
 }
@@ -112,6 +117,8 @@ pub struct Options {
     /// Local addresses to connect from, round-robin per user (empty: the system's choice).
     pub source_ips: Vec<std::net::IpAddr>,
     pub server_pid: Option<u32>,
+    /// Frames mode: the size of each frame.
+    pub frame_bytes: usize,
     pub json: bool,
     pub quiet: bool,
 }

@@ -26,10 +26,19 @@ pub enum Op {
     Open,
     /// An HTTP GET with the token as `Authorization: Bearer`, on a kept-alive connection.
     Http,
+    /// One frame sent on a kept-open protected socket and its echo received (frames mode).
+    Frame,
 }
 
 impl Op {
-    pub const ALL: [Op; 5] = [Op::Register, Op::Login, Op::Connect, Op::Open, Op::Http];
+    pub const ALL: [Op; 6] = [
+        Op::Register,
+        Op::Login,
+        Op::Connect,
+        Op::Open,
+        Op::Http,
+        Op::Frame,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,6 +47,7 @@ impl Op {
             Op::Connect => "connect",
             Op::Open => "open",
             Op::Http => "http",
+            Op::Frame => "frame",
         }
     }
 }

@@ -104,10 +104,10 @@ impl VirtualUser {
             Live::add(&self.live().done);
             return;
         };
-        if shared.options.mode == Mode::Idle {
-            self.idle(deadline).await;
-        } else {
-            self.operate(deadline).await;
+        match shared.options.mode {
+            Mode::Idle => self.idle(deadline).await,
+            Mode::Frames => self.frames(deadline).await,
+            _ => self.operate(deadline).await,
         }
         if let Some(ws) = self.ceremony_socket.take() {
             ws.close().await;
@@ -155,7 +155,7 @@ impl VirtualUser {
             Live::add(&self.live().setup_failed);
             return false;
         }
-        if self.ctx.shared.options.mode == Mode::Idle {
+        if matches!(self.ctx.shared.options.mode, Mode::Idle | Mode::Frames) {
             // The idle socket is the protected one; free this descriptor for it.
             if let Some(ws) = self.ceremony_socket.take() {
                 ws.close().await;
@@ -262,6 +262,50 @@ impl VirtualUser {
         socket.close().await;
     }
 
+    /// Frames mode: round trips of one frame on a protected socket opened before the clock
+    /// starts, back to back until the deadline; a socket that fails is opened again.
+    async fn frames(&mut self, deadline: Instant) {
+        let frame = "f".repeat(self.ctx.shared.options.frame_bytes);
+        let mut socket = None;
+        while Instant::now() < deadline {
+            let open = match socket.as_mut() {
+                Some(open) => open,
+                None => match self.open_protected().await {
+                    Ok(opened) => socket.insert(opened),
+                    Err(e) => {
+                        self.ctx.recorder.borrow_mut().failure(&e);
+                        Live::add(&self.live().errors);
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                        continue;
+                    }
+                },
+            };
+            let started = Instant::now();
+            let result = open.echo(&frame).await;
+            let ended = Instant::now();
+            if ended > deadline {
+                break;
+            }
+            match result {
+                Ok(()) => {
+                    self.ctx
+                        .recorder
+                        .borrow_mut()
+                        .success(Op::Frame, ended - started);
+                    Live::add(&self.live().ops);
+                }
+                Err(e) => {
+                    self.ctx.recorder.borrow_mut().failure(&e);
+                    Live::add(&self.live().errors);
+                    socket = None;
+                }
+            }
+        }
+        if let Some(socket) = socket {
+            socket.close().await;
+        }
+    }
+
     /// The next operation: the mode's own, or for `mixed` one of 1 register : 3 logins :
     /// 6 connects.
     fn pick(&mut self) -> Op {
@@ -271,6 +315,7 @@ impl VirtualUser {
             Mode::Connect => Op::Connect,
             Mode::Idle => Op::Open,
             Mode::Http => Op::Http,
+            Mode::Frames => Op::Frame,
             Mode::Mixed => match self.next_random() % 10 {
                 0 => Op::Register,
                 1..=3 => Op::Login,

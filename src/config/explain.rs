@@ -130,22 +130,30 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("endpoints.paths.*", "\"required\""),
 ];
 
-/// `tokens.lifetime_secs`, with segments that are not bare keys quoted.
+/// `tokens.lifetime_secs`, with segments that are not bare keys quoted, and the index of a
+/// table in an array of tables in brackets (`proxy[0].path`).
 pub fn display_key(key: &[String]) -> String {
-    key.iter()
-        .map(|part| {
-            let bare = !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            if bare {
-                part.clone()
-            } else {
-                format!("{part:?}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(".")
+    let mut out = String::new();
+    for part in key {
+        // serde_path_to_error writes an index as `[0]`, a validation problem as `0`.
+        let part = part
+            .strip_prefix('[')
+            .and_then(|p| p.strip_suffix(']'))
+            .unwrap_or(part);
+        let index = !part.is_empty() && part.chars().all(|c| c.is_ascii_digit());
+        let bare = !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        match (index && !out.is_empty(), bare) {
+            (true, _) => out.push_str(&format!("[{part}]")),
+            (false, true) if out.is_empty() => out.push_str(part),
+            (false, true) => out.push_str(&format!(".{part}")),
+            (false, false) if out.is_empty() => out.push_str(&format!("{part:?}")),
+            (false, false) => out.push_str(&format!(".{part:?}")),
+        }
+    }
+    out
 }
 
 /// `WSAUTHN__SERVER__BIND` for `server.bind`.

@@ -141,6 +141,10 @@ impl Config {
             .api_key
             .check()
             .map_err(|message| problem(&["admin", "api_key"], message))?;
+        if let Err(p) = crate::proxy::validate(&self.proxy) {
+            let index = p.index.to_string();
+            return Err(problem(&["proxy", index.as_str(), p.field], p.message));
+        }
         for path in self.endpoints.paths.keys() {
             let key = ["endpoints", "paths", path.as_str()];
             if !path.starts_with('/') {

@@ -1,33 +1,35 @@
 //! HTTP: the route table, the token-policy middleware, and the one mapping from [`Error`] to an
 //! HTTP response.
 //!
-//! [`enforce_policy`] is the single place a bearer token is checked for both HTTP requests and
-//! WebSocket upgrades: it looks the path's policy up, validates `Authorization: Bearer`, runs
-//! the unauthorized hook when that fails, and leaves a [`RequestAuth`] in the request's
-//! extensions for handlers and sockets to read.
+//! [`authorize`] (in the middleware, [`TokenPolicy`]) is the single place a bearer token is
+//! checked for both HTTP requests and WebSocket upgrades: it looks the path's policy up,
+//! validates `Authorization: Bearer`, runs the unauthorized hook when that fails, and leaves a
+//! [`RequestAuth`] in the request's extensions for handlers, [`Authenticated`] and sockets to
+//! read.
 
 pub mod access;
 pub mod account;
 pub mod admin;
 pub mod cors;
 mod deadline;
+mod extract;
 pub mod handlers;
 mod headers;
 pub mod metrics;
+mod policy;
 
 pub use deadline::request_deadline;
+pub use extract::Authenticated;
 pub use headers::security_headers;
+pub use policy::{authorize, TokenPolicy};
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::api::Caller;
-use crate::endpoints::{AuthPolicy, Reason, Transport, Unauthorized, Verdict};
 use crate::error::{Error, ErrorCode};
 use crate::state::AppState;
 use crate::tokens::TokenInfo;
@@ -88,6 +90,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::LastPasskey | ErrorCode::PasskeyLimit | ErrorCode::NoPasskey => {
             StatusCode::CONFLICT
         }
+        ErrorCode::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -160,81 +163,6 @@ pub(crate) fn is_websocket_upgrade(req: &ServiceRequest) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Enforces each path's token policy, for HTTP requests and WebSocket upgrades alike.
-pub async fn enforce_policy<B: MessageBody + 'static>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    };
-    // The backend API takes the admin key, never a user's token, whatever the policy says.
-    if admin::is_admin_path(req.path()) || state.endpoints.policy(req.path()) == AuthPolicy::None {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    }
-    let websocket = is_websocket_upgrade(&req);
-    let reason = match bearer_token(req.headers()) {
-        Some(token) => match state.tokens.lookup(token) {
-            Ok(info) => {
-                req.extensions_mut().insert(RequestAuth::User(info));
-                return next
-                    .call(req)
-                    .await
-                    .map(ServiceResponse::map_into_left_body);
-            }
-            Err(_) => Reason::InvalidToken,
-        },
-        // A browser cannot set headers on an upgrade: the socket asks for a first `auth` frame.
-        None if websocket => {
-            return next
-                .call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body);
-        }
-        None => Reason::Missing,
-    };
-    let verdict = state.hook.on_unauthorized(&Unauthorized {
-        transport: if websocket {
-            Transport::WebSocket
-        } else {
-            Transport::Http
-        },
-        path: req.path(),
-        reason,
-        peer: client_ip(req.request()),
-    });
-    let response = match verdict {
-        Verdict::Allow => {
-            req.extensions_mut().insert(RequestAuth::Anonymous);
-            return next
-                .call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body);
-        }
-        Verdict::Disconnect => match reason {
-            Reason::InvalidToken => unauthorized_response(&Error::InvalidToken, true),
-            _ => unauthorized_response(
-                &Error::Unauthorized("This endpoint needs a bearer token."),
-                false,
-            ),
-        },
-        Verdict::Close { code, reason } => {
-            let status = StatusCode::from_u16(code)
-                .ok()
-                .filter(|s| s.is_client_error() || s.is_server_error())
-                .unwrap_or(StatusCode::UNAUTHORIZED);
-            HttpResponse::build(status).json(json!({"code": "unauthorized", "message": reason}))
-        }
-    };
-    Ok(req.into_response(response).map_into_right_body())
-}
-
 /// Who is asking: the token the policy middleware validated, or, on an open path, a Bearer
 /// token presented anyway (it must then be valid), or nobody.
 pub fn caller(req: &actix_web::HttpRequest, state: &AppState) -> Result<Caller, Error> {
@@ -284,12 +212,9 @@ fn json_config(limit: usize) -> web::JsonConfig {
         })
 }
 
-/// Mounts the built-in routes. Static files come last so they never shadow an endpoint.
-pub fn routes(
-    cfg: &mut web::ServiceConfig,
-    static_dir: Option<&std::path::Path>,
-    body_limit: usize,
-) {
+/// Mounts the built-in routes (static files are separate, and mounted last so they never
+/// shadow an endpoint: `Wsauthn::static_files`).
+pub fn routes(cfg: &mut web::ServiceConfig, body_limit: usize) {
     use handlers as h;
     cfg.app_data(json_config(body_limit))
         .route("/healthz", web::get().to(h::healthz))
@@ -316,15 +241,6 @@ pub fn routes(
         .route("/chat", web::get().to(crate::ws::chat_socket))
         .configure(admin::routes)
         .configure(account::routes);
-    if let Some(dir) = static_dir {
-        // The client package's tooling (npm's node_modules) lives in the same folder; it is not
-        // part of the site.
-        cfg.service(
-            actix_files::Files::new("/", dir)
-                .index_file("index.html")
-                .path_filter(|path, _| !path.starts_with("node_modules")),
-        );
-    }
 }
 
 #[cfg(test)]

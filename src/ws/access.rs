@@ -57,7 +57,7 @@ impl SocketLog {
         };
         tracing::info!(
             target: ACCESS_TARGET,
-            path = ctx.path,
+            path = &*ctx.path,
             code,
             closed_by,
             duration_ms = millis(self.opened),

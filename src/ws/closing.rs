@@ -30,23 +30,11 @@ use actix_ws::{
 use tokio::sync::oneshot;
 
 use super::dispatch::Close;
+pub use super::handler::Ending;
 
 /// How long the server waits for the client's answering close frame before it ends the TCP
 /// connection anyway.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// How a socket's loop ended, and so how its closing handshake goes.
-#[derive(Debug)]
-pub enum Ending {
-    /// The client sent a close frame: answer with its code and reason, then end.
-    Client(Option<CloseReason>),
-    /// The server closes: send this, wait for the client's answer, then end.
-    Server(Close),
-    /// The client broke the protocol: send this and end at once.
-    Failed(Close),
-    /// The connection is already gone (EOF, or the session's channel closed): just end.
-    Gone,
-}
 
 /// Ends the connection when dropped; held by the socket's task.
 pub struct Release {
@@ -103,26 +91,29 @@ impl MessageBody for HoldOpen {
     }
 }
 
-/// Carries out the closing handshake `ending` calls for, then lets the connection end.
+/// Carries out the closing handshake `ending` calls for, then lets the connection end. A close
+/// frame that cannot even be queued within [`ANSWER_TIMEOUT`] (a client that reads nothing) is
+/// given up on: the connection ends without it.
 pub async fn finish(
-    session: Session,
-    mut stream: AggregatedMessageStream,
+    session: &Session,
+    stream: &mut AggregatedMessageStream,
     ending: Ending,
     release: Release,
 ) {
-    match ending {
-        Ending::Gone => {}
-        Ending::Client(reason) => {
-            let _ = session.close(reason).await;
+    let (reason, then_wait) = match ending {
+        Ending::Gone => {
+            drop(release);
+            return;
         }
-        Ending::Failed(close) => {
-            let _ = session.close(Some(reason(close))).await;
-        }
-        Ending::Server(close) => {
-            if session.close(Some(reason(close))).await.is_ok() {
-                let _ = tokio::time::timeout(ANSWER_TIMEOUT, answer(&mut stream)).await;
-            }
-        }
+        Ending::Client(reason) => (reason, false),
+        Ending::Failed(close) => (Some(reason(close)), false),
+        Ending::Server(close) => (Some(reason(close)), true),
+    };
+    // One statement each, so the two timers are never in the task at once.
+    // A clone closes the session (its clones share the closed state); the socket keeps its own.
+    let closed = tokio::time::timeout(ANSWER_TIMEOUT, session.clone().close(reason)).await;
+    if then_wait && matches!(closed, Ok(Ok(()))) {
+        let _ = tokio::time::timeout(ANSWER_TIMEOUT, answer(stream)).await;
     }
     drop(release);
 }

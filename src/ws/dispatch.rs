@@ -1,39 +1,43 @@
-//! What a socket does with one text frame, without the socket: unit-testable.
+//! What a frame of the built-in protocol means on `/ws` and `/chat`, without the socket:
+//! unit-testable.
 //!
 //! [`dispatch`] decodes the frame, applies it to the socket's [`SocketCtx`] and returns the reply
 //! and anything the socket loop must do next (watch a token, close). Bad frames get an `error`
-//! reply and leave the socket open; only the unauthorized hook can close it from here.
+//! reply and leave the socket open. The first frame of a protected socket never gets here
+//! (`auth.rs` reads it, whatever the socket's handler).
 
 use std::time::Instant;
 
 use uuid::Uuid;
 
-pub use super::recovery::RecoveryGrant;
+use std::borrow::Cow;
+
 use crate::api::{self, Caller};
 use crate::ceremony::SignedIn;
 use crate::chat::MAX_MESSAGE_CHARS;
-use crate::endpoints::{Reason, Transport, Unauthorized, Verdict};
+use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::protocol::{self, ClientMsg, MsgId, ServerMsg};
 use crate::ratelimit::TokenBucket;
 use crate::state::AppState;
-use crate::tokens::{Revocation, SessionMeta, TokenInfo};
+use crate::tokens::{Revocation, SessionMeta};
 
-/// Which endpoint a socket was opened on.
+use super::auth::{auth, bind};
+pub use super::recovery::RecoveryGrant;
+
+/// Which built-in protocol a socket speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SocketKind {
-    /// `/ws`: ceremonies, auth, logout, ping.
+    /// `/ws`: ceremonies, auth, logout, ping, passkeys and sessions.
     Ceremony,
-    /// `/echo`: echoes every text frame once authenticated.
-    Echo,
-    /// `/chat`: the broadcast room.
+    /// `/chat`: the same but ceremonies, and the broadcast room.
     Chat,
 }
 
 /// WebSocket close code for "unauthorized".
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 
-/// A close the socket loop must perform.
+/// A close the socket loop must perform: the code (1000–4999) and the reason sent with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Close {
     pub code: u16,
@@ -52,8 +56,8 @@ impl Close {
 /// The per-socket state that frames act on.
 pub struct SocketCtx {
     pub id: u64,
-    pub kind: SocketKind,
-    pub path: &'static str,
+    /// The path the socket was opened on (the unauthorized hook is told it).
+    pub path: Cow<'static, str>,
     /// Who the socket is signed in as, with which session (when it used or got a token), and
     /// where it connected from.
     pub caller: Caller,
@@ -63,7 +67,7 @@ pub struct SocketCtx {
     pub anonymous: Option<crate::admission::AnonymousSlot>,
     /// Counts the socket against its user's cap on open sockets.
     pub user_slot: Option<crate::admission::UserSlot>,
-    /// Only on `/ws`: other sockets run no ceremonies and carry none of this.
+    /// Only on sockets that run ceremonies (`/ws`): others carry none of this.
     ceremonies: Option<Box<CeremonySlots>>,
     /// Signed in by a recovery code: such a socket may only add a passkey to its account (see
     /// `crate::recovery`).
@@ -80,15 +84,14 @@ struct CeremonySlots {
 impl SocketCtx {
     pub fn new(
         state: &AppState,
-        kind: SocketKind,
-        path: &'static str,
+        path: Cow<'static, str>,
         meta: SessionMeta,
+        ceremonies: bool,
         now: Instant,
     ) -> Self {
         let per_minute = state.config.limits.ceremonies_per_minute;
         SocketCtx {
             id: state.next_socket_id(),
-            kind,
             path,
             caller: Caller {
                 meta,
@@ -97,7 +100,7 @@ impl SocketCtx {
             awaiting_auth: false,
             anonymous: None,
             user_slot: None,
-            ceremonies: (kind == SocketKind::Ceremony).then(|| {
+            ceremonies: ceremonies.then(|| {
                 Box::new(CeremonySlots {
                     register: None,
                     login: None,
@@ -148,49 +151,20 @@ impl Outcome {
     }
 }
 
-/// Maps the hook's verdict for a socket to a close (or `None` to let the socket go on).
-pub fn verdict_close(verdict: Verdict) -> Option<Close> {
-    match verdict {
-        Verdict::Disconnect => Some(Close::unauthorized()),
-        Verdict::Allow => None,
-        Verdict::Close { code, reason } => Some(Close {
-            code: if (1000..=4999).contains(&code) {
-                code
-            } else {
-                CLOSE_UNAUTHORIZED
-            },
-            reason,
-        }),
-    }
-}
-
-/// Runs the unauthorized hook for this socket.
-pub fn unauthorized(state: &AppState, ctx: &SocketCtx, reason: Reason) -> Verdict {
-    state.hook.on_unauthorized(&Unauthorized {
-        transport: Transport::WebSocket,
-        path: ctx.path,
-        reason,
-        peer: ctx.caller.meta.address,
-    })
-}
-
-/// Handles one text frame.
-pub async fn dispatch(ctx: &mut SocketCtx, state: &AppState, text: &str, now: Instant) -> Outcome {
-    if ctx.awaiting_auth {
-        return first_frame(ctx, state, text, now).await;
-    }
-    if ctx.kind == SocketKind::Echo {
-        return Outcome {
-            reply: Some(text.to_owned()),
-            ..Outcome::default()
-        };
-    }
+/// Handles one text frame of a signed-in socket, or of one its path or the hook let in.
+pub async fn dispatch(
+    ctx: &mut SocketCtx,
+    state: &AppState,
+    kind: SocketKind,
+    text: &str,
+    now: Instant,
+) -> Outcome {
     let envelope = match protocol::decode(text) {
         Ok(envelope) => envelope,
         Err(e) => return Outcome::error(e.id.as_ref(), &e.error),
     };
     let id = envelope.id.as_ref();
-    match handle(ctx, state, envelope.msg, id, now).await {
+    match handle(ctx, state, kind, envelope.msg, id, now).await {
         Ok(outcome) => outcome,
         Err(err) => {
             if err.code() == crate::error::ErrorCode::RateLimited {
@@ -201,37 +175,10 @@ pub async fn dispatch(ctx: &mut SocketCtx, state: &AppState, text: &str, now: In
     }
 }
 
-/// On a protected socket without a token: the first frame must be a valid `auth`.
-async fn first_frame(ctx: &mut SocketCtx, state: &AppState, text: &str, now: Instant) -> Outcome {
-    let reason = match protocol::decode(text) {
-        Ok(envelope) => match &envelope.msg {
-            ClientMsg::Auth { token } => match auth(ctx, state, envelope.id.as_ref(), token) {
-                Ok(outcome) => {
-                    ctx.awaiting_auth = false;
-                    return outcome;
-                }
-                Err(_) => Reason::InvalidToken,
-            },
-            _ => Reason::NotAuthenticated,
-        },
-        Err(_) => Reason::NotAuthenticated,
-    };
-    match verdict_close(unauthorized(state, ctx, reason)) {
-        Some(close) => Outcome {
-            close: Some(close),
-            ..Outcome::default()
-        },
-        None => {
-            // The hook let the socket in without a user; the frame is handled as usual.
-            ctx.awaiting_auth = false;
-            Box::pin(dispatch(ctx, state, text, now)).await
-        }
-    }
-}
-
 async fn handle(
     ctx: &mut SocketCtx,
     state: &AppState,
+    kind: SocketKind,
     msg: ClientMsg,
     id: Option<&MsgId>,
     now: Instant,
@@ -243,21 +190,11 @@ async fn handle(
             | ClientMsg::LoginBegin(_)
             | ClientMsg::LoginFinish(_)
     );
-    if ceremonial && ctx.kind != SocketKind::Ceremony {
+    if ceremonial && kind != SocketKind::Ceremony {
         return Err(Error::bad_request(format!(
             "{:?} is accepted only on /ws.",
             msg.type_name()
         )));
-    }
-    // A frame that races its session's revocation is not served: the socket closes as its
-    // revocation signal would close it.
-    if let Some(session) = &ctx.caller.session {
-        if !state.tokens.is_live(session) {
-            return Ok(Outcome {
-                close: Some(Close::unauthorized()),
-                ..Outcome::default()
-            });
-        }
     }
     if ctx.recovery.is_some() {
         super::recovery::allows(ctx, state, &msg)?;
@@ -311,7 +248,14 @@ async fn handle(
                 ..Outcome::reply(id, ServerMsg::LoginResult(result))
             })
         }
-        ClientMsg::Auth { token } => auth(ctx, state, id, &token),
+        ClientMsg::Auth { token } => {
+            let (reply, watch) = auth(ctx, state, id, &token)?;
+            Ok(Outcome {
+                reply: Some(reply),
+                watch: Some(watch),
+                close: None,
+            })
+        }
         ClientMsg::Logout {} => {
             api::logout(state, &ctx.caller).await?;
             // Its session's end closes this socket (4401) right after the reply.
@@ -360,9 +304,11 @@ async fn handle(
         ClientMsg::RecoveryCreate {} => reply(ServerMsg::RecoveryCreateResult(
             crate::recovery::create(state, &ctx.caller).await?,
         )),
-        ClientMsg::RecoveryLogin(req) => super::recovery::login(ctx, state, &req, id, now).await,
+        ClientMsg::RecoveryLogin(req) => {
+            super::recovery::login(ctx, state, kind, &req, id, now).await
+        }
         ClientMsg::Message { text } => {
-            if ctx.kind != SocketKind::Chat {
+            if kind != SocketKind::Chat {
                 return Err(Error::bad_request("\"message\" is accepted only on /chat."));
             }
             if text.trim().is_empty() {
@@ -429,55 +375,6 @@ fn sign_in(ctx: &mut SocketCtx, state: &AppState, signed_in: SignedIn) -> Option
     Some(watch)
 }
 
-/// Binds the socket to a session: one socket, one identity, one session. The session it was
-/// bound to before is left, and ended if it was this socket's own (socket-only).
-pub(super) fn bind(ctx: &mut SocketCtx, state: &AppState, info: &TokenInfo) -> Option<Revocation> {
-    let watch = state.tokens.watch(&info.session)?;
-    ctx.anonymous = None;
-    if let Some(old) = ctx.caller.session.replace(info.session) {
-        if old != info.session {
-            state.tokens.end_socket_session(&old);
-        }
-    }
-    ctx.caller.user = Some(info.user.clone());
-    Some(watch)
-}
-
-/// `auth`: binds the socket to a valid token's session.
-fn auth(
-    ctx: &mut SocketCtx,
-    state: &AppState,
-    id: Option<&MsgId>,
-    token: &str,
-) -> Result<Outcome, Error> {
-    let info = state
-        .tokens
-        .lookup(token)
-        .map_err(|_| Error::InvalidToken)?;
-    let same_user = ctx
-        .caller
-        .user
-        .as_ref()
-        .is_some_and(|u| u.id == info.user.id);
-    let slot = match same_user {
-        true => ctx.user_slot.take(),
-        false => Some(
-            state
-                .per_user
-                .admit_key(info.user.id)
-                .ok_or(Error::RateLimited(
-                    "This account has as many sockets open as it may; close one first.",
-                ))?,
-        ),
-    };
-    let watch = bind(ctx, state, &info).ok_or(Error::InvalidToken)?;
-    ctx.user_slot = slot;
-    Ok(Outcome {
-        watch: Some(watch),
-        ..Outcome::reply(id, ServerMsg::AuthResult(api::whoami(state, &info)))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,24 +391,5 @@ mod tests {
         ));
         let b = Uuid::new_v4();
         assert_eq!(resolve(&mut latest, Some(b)).unwrap(), b);
-    }
-
-    #[test]
-    fn hook_verdicts_map_to_closes() {
-        assert_eq!(
-            verdict_close(Verdict::Disconnect),
-            Some(Close::unauthorized())
-        );
-        assert_eq!(verdict_close(Verdict::Allow), None);
-        let close = verdict_close(Verdict::Close {
-            code: 4403,
-            reason: "forbidden".into(),
-        });
-        assert_eq!(close.map(|c| c.code), Some(4403));
-        let bogus = verdict_close(Verdict::Close {
-            code: 99,
-            reason: String::new(),
-        });
-        assert_eq!(bogus.map(|c| c.code), Some(CLOSE_UNAUTHORIZED));
     }
 }

@@ -1,31 +1,56 @@
-//! WebSocket endpoints: the upgrade (Origin check, token from the upgrade request) and the
-//! hand-off to a per-socket loop. `dispatch` holds what frames mean; `session` the socket loop;
-//! `closing` the closing handshake and the end of the TCP connection.
+//! WebSocket endpoints: the upgrade (Origin check, caps, token from the upgrade request) and the
+//! hand-off to the one socket loop, run by a [`Handler`]. `handler` is the seam; `session` the
+//! loop; `auth` the first frame and session binding; `dispatch` what the built-in protocol's
+//! frames mean; `builtin` the built-in sockets; `closing` the closing handshake and the end of
+//! the TCP connection.
+//!
+//! An application mounts a socket of its own with [`socket`]: it gets everything the built-in
+//! ones have (auth by header or first frame, deadlines, heartbeat, limits, `expiring`, 4401 on
+//! revocation or expiry, 1001 at shutdown) and supplies only the handler.
 
 mod access;
+mod auth;
+pub mod builtin;
 mod closing;
 pub mod dispatch;
 mod expiry;
+pub mod handler;
 mod limit;
 mod recovery;
 pub mod session;
 
+use std::borrow::Cow;
 use std::time::Instant;
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::error::Error;
-use crate::http::{error_response, session_meta, RequestAuth};
+use crate::http::{authorize, error_response, session_meta, RequestAuth};
 use crate::state::AppState;
 use crate::tokens::SessionMeta;
-pub use dispatch::{SocketCtx, SocketKind, CLOSE_UNAUTHORIZED};
+/// What a handler sends and receives (actix-ws's frame, and its text type).
+pub use actix_ws::Message;
+pub use bytestring::ByteString;
+pub use dispatch::{Close, SocketCtx, SocketKind, CLOSE_UNAUTHORIZED};
+pub use handler::{Conn, Ending, Handler, Next, Stop};
+pub use session::CLOSE_INTERNAL;
 
 pub async fn ceremony_socket(
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    upgrade(req, body, &state, SocketKind::Ceremony, "/ws")
+    let meta = session_meta(&req);
+    upgrade(
+        req,
+        body,
+        &state,
+        Cow::Borrowed("/ws"),
+        builtin::Ceremony,
+        Some(meta),
+    )
+    .await
 }
 
 pub async fn echo_socket(
@@ -33,7 +58,15 @@ pub async fn echo_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    upgrade(req, body, &state, SocketKind::Echo, "/echo")
+    upgrade(
+        req,
+        body,
+        &state,
+        Cow::Borrowed("/echo"),
+        builtin::Echo,
+        None,
+    )
+    .await
 }
 
 pub async fn chat_socket(
@@ -41,11 +74,59 @@ pub async fn chat_socket(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    upgrade(req, body, &state, SocketKind::Chat, "/chat")
+    let chat = builtin::Chat::default();
+    upgrade(req, body, &state, Cow::Borrowed("/chat"), chat, None).await
+}
+
+/// A route that opens a WebSocket on its path, under that path's policy (`[endpoints]`, or
+/// [`crate::WsauthnBuilder::policy`]) and the unauthorized hook, with a handler `make` builds
+/// for each upgrade:
+///
+/// ```no_run
+/// use wsauthn::ws::{ByteString, Conn, Handler, Stop};
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     async fn text(&mut self, conn: &mut Conn<'_>, text: ByteString) -> Result<(), Stop> {
+///         conn.text(text).await
+///     }
+/// }
+///
+/// fn routes(cfg: &mut actix_web::web::ServiceConfig) {
+///     cfg.route("/my-echo", wsauthn::socket(|_req| Echo));
+/// }
+/// ```
+pub fn socket<H, F>(make: F) -> actix_web::Route
+where
+    H: Handler,
+    F: Fn(&HttpRequest) -> H + Clone + 'static,
+{
+    web::get().to(move |req: HttpRequest, body: web::Payload| {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let handler = make(&req);
+        async move {
+            let Some(state) = state else {
+                return not_mounted();
+            };
+            let path = Cow::Owned(req.path().to_owned());
+            upgrade(req, body, &state, path, handler, None).await
+        }
+    })
+}
+
+/// What a route of wsauthn's answers when the application did not mount wsauthn's
+/// configuration (`Wsauthn::configure`): it fails closed.
+pub(crate) fn not_mounted() -> HttpResponse {
+    tracing::error!("a wsauthn route runs without wsauthn's configuration (Wsauthn::configure)");
+    error_response(
+        &Error::internal("wsauthn's configuration is not mounted"),
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
 }
 
 /// A refused upgrade that may be tried again later.
-fn busy(err: &Error, status: actix_web::http::StatusCode) -> HttpResponse {
+fn busy(err: &Error, status: StatusCode) -> HttpResponse {
     let mut response = error_response(err, status);
     response.headers_mut().insert(
         actix_web::http::header::RETRY_AFTER,
@@ -67,41 +148,55 @@ fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
     }
 }
 
-fn upgrade(
+/// Upgrades the request to a socket run by `handler`. `ceremonies` (the `/ws` socket only): the
+/// socket runs ceremonies, and keeps the request's user agent for the sessions they open;
+/// other sockets keep just the peer address (for the unauthorized hook).
+pub(crate) async fn upgrade<H: Handler>(
     req: HttpRequest,
     body: web::Payload,
     state: &AppState,
-    kind: SocketKind,
-    path: &'static str,
+    path: Cow<'static, str>,
+    handler: H,
+    ceremonies: Option<SessionMeta>,
 ) -> HttpResponse {
     if !origin_allowed(&req, state) {
         let err = Error::bad_request("This Origin may not open WebSockets on this server.");
-        return error_response(&err, actix_web::http::StatusCode::FORBIDDEN);
+        return error_response(&err, StatusCode::FORBIDDEN);
     }
-    let auth = req.extensions().get::<RequestAuth>().cloned();
-    let needs_auth = state.endpoints.policy(path) == crate::endpoints::AuthPolicy::Required;
-    // Only ceremonies create sessions, which is what the user agent is kept for; other sockets
-    // keep just the peer address (for the unauthorized hook).
-    let meta = match kind {
-        SocketKind::Ceremony => session_meta(&req),
-        SocketKind::Echo | SocketKind::Chat => SessionMeta {
-            user_agent: None,
-            address: crate::http::client_ip(&req),
-            credential_id: None,
+    // The policy middleware has looked at the header already; without it (an application that
+    // did not wrap it), the same check runs here, so a socket never goes unchecked.
+    let auth = match req.extensions().get::<RequestAuth>().cloned() {
+        Some(auth) => Some(auth),
+        None => match authorize(
+            state,
+            req.path(),
+            req.headers(),
+            crate::http::client_ip(&req),
+            true,
+        ) {
+            Ok(auth) => auth,
+            Err(refused) => return *refused,
         },
     };
+    let needs_auth = state.endpoints.policy(req.path()) == crate::endpoints::AuthPolicy::Required;
     if !state.allow_connect() {
         let err =
             Error::RateLimited("Too many connections are opening at once; try again shortly.");
-        return busy(&err, actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+        return busy(&err, StatusCode::SERVICE_UNAVAILABLE);
     }
     if state.open_sockets() >= state.capacity.sockets {
         let err =
             Error::RateLimited("The server holds as many sockets as it can; try again shortly.");
-        return busy(&err, actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+        return busy(&err, StatusCode::SERVICE_UNAVAILABLE);
     }
+    let runs_ceremonies = ceremonies.is_some();
+    let meta = ceremonies.unwrap_or_else(|| SessionMeta {
+        user_agent: None,
+        address: crate::http::client_ip(&req),
+        credential_id: None,
+    });
     let peer = meta.address;
-    let mut ctx = SocketCtx::new(state, kind, path, meta, Instant::now());
+    let mut ctx = SocketCtx::new(state, path, meta, runs_ceremonies, Instant::now());
     req.extensions_mut()
         .insert(crate::http::access::SocketId(ctx.id));
     let mut revocation = None;
@@ -112,7 +207,7 @@ fn upgrade(
                     let err = Error::RateLimited(
                         "This account has as many sockets open as it may; close one first.",
                     );
-                    return busy(&err, actix_web::http::StatusCode::TOO_MANY_REQUESTS);
+                    return busy(&err, StatusCode::TOO_MANY_REQUESTS);
                 };
                 ctx.user_slot = Some(slot);
                 ctx.caller.user = Some(info.user.clone());
@@ -132,7 +227,7 @@ fn upgrade(
                     let err = Error::RateLimited(
                         "Too many sockets from your address are not signed in; sign in or close some.",
                     );
-                    return busy(&err, actix_web::http::StatusCode::TOO_MANY_REQUESTS);
+                    return busy(&err, StatusCode::TOO_MANY_REQUESTS);
                 }
             }
         }
@@ -145,18 +240,29 @@ fn upgrade(
         Ok(parts) => parts,
         Err(e) => return e.error_response(),
     };
+    let mut socket = session::Socket::new(state.clone(), ctx, session, stream, revocation, handler);
+    // Let in already (a header token, an open path): the handler opens before the client can
+    // know the socket is open, and may still refuse it.
+    if !socket.awaiting_auth() {
+        if let Err(stop) = socket.open().await {
+            return refused_open(&stop);
+        }
+    }
     let (response, release) = closing::hold_open(response);
-    // A chat socket authenticated by its upgrade joins the room before the client can know it
-    // is open, so it cannot miss a message sent right after.
-    let room = (kind == SocketKind::Chat && ctx.caller.user.is_some()).then(|| state.chat.join());
-    actix_web::rt::spawn(session::run(
-        session,
-        stream,
-        release,
-        state.clone(),
-        ctx,
-        revocation,
-        room,
-    ));
+    actix_web::rt::spawn(socket.run(release));
     response
+}
+
+/// The HTTP answer to a handler that refused to open before the upgrade was answered: `502`
+/// for 1011 (an upstream that cannot be reached), `503` for anything else.
+fn refused_open(stop: &Stop) -> HttpResponse {
+    match stop {
+        Stop::Close(close) if close.code == CLOSE_INTERNAL => {
+            error_response(&Error::UpstreamUnavailable, StatusCode::BAD_GATEWAY)
+        }
+        _ => busy(
+            &Error::RateLimited("The socket could not be opened; try again shortly."),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+    }
 }

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::dispatch::{bind, Outcome, SocketCtx, SocketKind};
+use super::auth::bind;
+use super::dispatch::{Outcome, SocketCtx, SocketKind};
 use crate::ceremony::SignedIn;
 use crate::error::Error;
 use crate::protocol::{self, ClientMsg, MsgId, RecoveryLogin, ServerMsg};
@@ -25,11 +26,12 @@ pub struct RecoveryGrant {
 pub(super) async fn login(
     ctx: &mut SocketCtx,
     state: &AppState,
+    kind: SocketKind,
     req: &RecoveryLogin,
     id: Option<&MsgId>,
     now: Instant,
 ) -> Result<Outcome, Error> {
-    if ctx.kind != SocketKind::Ceremony {
+    if kind != SocketKind::Ceremony {
         return Err(Error::bad_request(
             "\"recovery.login\" is accepted only on /ws.",
         ));

@@ -177,7 +177,17 @@ pub struct Ws {
     framed: Framed<BoxedSocket, ws::Codec>,
 }
 
+/// The sending half of a split [`Ws`].
+pub type WsSink = futures_util::stream::SplitSink<Framed<BoxedSocket, ws::Codec>, Message>;
+/// The reading half of a split [`Ws`].
+pub type WsStream = futures_util::stream::SplitStream<Framed<BoxedSocket, ws::Codec>>;
+
 impl Ws {
+    /// Wraps a socket opened some other way.
+    pub fn from_framed(framed: Framed<BoxedSocket, ws::Codec>) -> Ws {
+        Ws { framed }
+    }
+
     pub async fn send_text(&mut self, text: impl Into<String>) {
         self.framed
             .send(Message::Text(text.into().into()))
@@ -255,6 +265,23 @@ impl Ws {
                 _ => {}
             }
         }
+    }
+
+    /// Sends a close frame with `code` and `reason` (the socket stays readable for the answer).
+    pub async fn send_close(&mut self, code: u16, reason: &str) {
+        let reason = awc::ws::CloseReason {
+            code: CloseCode::from(code),
+            description: Some(reason.to_owned()),
+        };
+        self.framed
+            .send(Message::Close(Some(reason)))
+            .await
+            .expect("send close");
+    }
+
+    /// The socket's two halves, to send and read at once.
+    pub fn split(self) -> (WsSink, WsStream) {
+        self.framed.split()
     }
 
     pub async fn close(mut self) {
