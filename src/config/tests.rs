@@ -326,3 +326,28 @@ fn related_origins_need_not_be_under_the_rp_id_but_must_be_origins() {
     assert!(err.contains("webauthn.related_origins"), "{err}");
     assert!(err.contains("f line 2"), "{err}");
 }
+
+#[test]
+fn a_proxy_table_s_keys_are_named_with_its_index() {
+    let err = file_error("[[proxy]]\npath = \"/game\"\nupstream = \"ftp://x\"\n");
+    assert!(err.contains("config key proxy[0].upstream"), "{err}");
+    assert!(err.contains("line 1"), "{err}");
+    let err = file_error(
+        "[[proxy]]\npath = \"/a\"\nupstream = \"http://127.0.0.1:1\"\n\n\
+         [[proxy]]\npath = \"/b\"\nupstrem = \"http://127.0.0.1:2\"\n",
+    );
+    assert!(err.contains("config key proxy[1].upstrem"), "{err}");
+    let c = Config::from_layers(
+        Some((
+            "f.toml".into(),
+            "[[proxy]]\npath = \"/game\"\nupstream = \"http://127.0.0.1:9000\"\n".into(),
+        )),
+        env(&[]),
+    )
+    .unwrap();
+    assert_eq!(c.proxy.len(), 1);
+    assert!(
+        Config::embedded().unwrap().proxy.is_empty(),
+        "none by default"
+    );
+}
