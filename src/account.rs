@@ -34,7 +34,8 @@ pub async fn update(
     let name = crate::names::nickname("displayName", display_name, MAX_DISPLAY_NAME_CHARS)?;
     let record = state
         .store
-        .set_display_name(&user.id, &name)?
+        .set_display_name(&user.id, &name)
+        .await?
         .ok_or(Error::Unauthorized("This account no longer exists."))?;
     state.store.flush().await?;
     state
@@ -63,7 +64,7 @@ pub async fn delete(
         ));
     }
     // Codes first: an account half deleted must not be recoverable.
-    state.store.remove_recovery_set(&user.id)?;
+    state.store.remove_recovery_set(&user.id).await?;
     let deleted = crate::admin::delete_user(state, &user.id).await?;
     state.events.emit(Event::AccountDeleted { user: user.id });
     Ok(AccountDeleted {

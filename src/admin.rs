@@ -105,10 +105,11 @@ pub fn introspect(state: &AppState, token: &str) -> Introspection {
     }
 }
 
-fn detail(state: &AppState, user: &UserRecord) -> Result<UserDetail, Error> {
+async fn detail(state: &AppState, user: &UserRecord) -> Result<UserDetail, Error> {
     let mut passkeys: Vec<PasskeyView> = state
         .store
-        .credentials_of(&user.id)?
+        .credentials_of(&user.id)
+        .await?
         .iter()
         .map(passkey_view)
         .collect();
@@ -121,22 +122,26 @@ fn detail(state: &AppState, user: &UserRecord) -> Result<UserDetail, Error> {
 }
 
 /// The user `id`, with passkeys and sessions.
-pub fn user(state: &AppState, id: &Uuid) -> Result<UserDetail, Error> {
-    let user = state.store.user(id)?.ok_or(NO_SUCH_USER)?;
-    detail(state, &user)
+pub async fn user(state: &AppState, id: &Uuid) -> Result<UserDetail, Error> {
+    let user = state.store.user(id).await?.ok_or(NO_SUCH_USER)?;
+    detail(state, &user).await
 }
 
 /// The user whose username is `name` (case-insensitive, as at sign-up), with passkeys and
 /// sessions.
-pub fn user_by_name(state: &AppState, name: &str) -> Result<UserDetail, Error> {
-    let user = state.store.user_by_name(name)?.ok_or(Error::UnknownUser)?;
-    detail(state, &user)
+pub async fn user_by_name(state: &AppState, name: &str) -> Result<UserDetail, Error> {
+    let user = state
+        .store
+        .user_by_name(name)
+        .await?
+        .ok_or(Error::UnknownUser)?;
+    detail(state, &user).await
 }
 
 /// Ends every session of the user `id`, closing all their sockets with 4401; durable when it
 /// returns.
 pub async fn revoke_user(state: &AppState, id: &Uuid) -> Result<Revoked, Error> {
-    if state.store.user(id)?.is_none() {
+    if state.store.user(id).await?.is_none() {
         return Err(NO_SUCH_USER);
     }
     let revoked = state.tokens.revoke_user(id)?;
@@ -148,7 +153,7 @@ pub async fn revoke_user(state: &AppState, id: &Uuid) -> Result<Revoked, Error> 
 /// Deletes the user `id`: their account, passkeys and sessions go (the username and credential
 /// ids are free again) and their sockets close with 4401; durable when it returns.
 pub async fn delete_user(state: &AppState, id: &Uuid) -> Result<Deleted, Error> {
-    let deleted = state.store.delete_user(id)?.ok_or(NO_SUCH_USER)?;
+    let deleted = state.store.delete_user(id).await?.ok_or(NO_SUCH_USER)?;
     for credential_id in &deleted.credential_ids {
         state.events.emit(Event::PasskeyRemoved {
             user: *id,
@@ -156,7 +161,7 @@ pub async fn delete_user(state: &AppState, id: &Uuid) -> Result<Deleted, Error> 
         });
     }
     let sessions_ended = state.tokens.forget_user(id)?;
-    state.store.remove_sessions_of(id)?;
+    state.store.remove_sessions_of(id).await?;
     state.store.flush().await?;
     tracing::info!(
         target: "audit",

@@ -58,19 +58,22 @@ fn authentication(signed_in: &SignedIn) -> Option<Authentication> {
     })
 }
 
-pub fn register_begin(
+pub async fn register_begin(
     state: &AppState,
     caller: &Caller,
     req: &RegisterBegin,
 ) -> Result<RegisterOptions, Error> {
     let signed_in_as = caller.user.as_ref().map(|u| u.id).zip(caller.session);
-    let (ceremony_id, options) = state.ceremonies.register_begin(
-        &req.username,
-        req.display_name.as_deref(),
-        req.token,
-        signed_in_as,
-        caller.meta.address,
-    )?;
+    let (ceremony_id, options) = state
+        .ceremonies
+        .register_begin(
+            &req.username,
+            req.display_name.as_deref(),
+            req.token,
+            signed_in_as,
+            caller.meta.address,
+        )
+        .await?;
     Ok(RegisterOptions {
         ceremony_id,
         options: Box::new(options),
@@ -100,15 +103,15 @@ pub async fn register_finish(
     Ok((result, registered.signed_in))
 }
 
-pub fn login_begin(
+pub async fn login_begin(
     state: &AppState,
     caller: &Caller,
     req: &LoginBegin,
 ) -> Result<LoginOptions, Error> {
-    let (ceremony_id, options) =
-        state
-            .ceremonies
-            .login_begin(req.username.as_deref(), req.token, caller.meta.address)?;
+    let (ceremony_id, options) = state
+        .ceremonies
+        .login_begin(req.username.as_deref(), req.token, caller.meta.address)
+        .await?;
     Ok(LoginOptions {
         ceremony_id,
         options: Box::new(options),
@@ -128,7 +131,7 @@ pub async fn login_finish(
         .await
     {
         Ok(signed_in) => signed_in,
-        Err(e) => return Err(unknown_credential_or(state, &req.credential, e)),
+        Err(e) => return Err(unknown_credential_or(state, &req.credential, e).await),
     };
     let result = LoginResult {
         verified: Verified::Ok,
@@ -141,7 +144,7 @@ pub async fn login_finish(
 /// A failed sign-in whose passkey the server does not hold (deleted, or never registered here)
 /// says so (`unknown_credential`), so the browser can be told to forget it (WebAuthn
 /// `signalUnknownCredential`). The spec lets anyone be told: the credential id came from them.
-fn unknown_credential_or(
+async fn unknown_credential_or(
     state: &AppState,
     credential: &webauthn_rs::prelude::PublicKeyCredential,
     error: Error,
@@ -149,7 +152,7 @@ fn unknown_credential_or(
     if error.code() != crate::error::ErrorCode::VerificationFailed {
         return error;
     }
-    match state.store.credential(credential.get_credential_id()) {
+    match state.store.credential(credential.get_credential_id()).await {
         Ok(None) => Error::UnknownCredential,
         Ok(Some(_)) => error,
         Err(e) => e,
@@ -158,9 +161,9 @@ fn unknown_credential_or(
 
 /// Who a session belongs to, with the display name as the store has it now (it may have changed
 /// since the session opened).
-pub fn whoami(state: &AppState, info: &TokenInfo) -> Whoami {
+pub async fn whoami(state: &AppState, info: &TokenInfo) -> Whoami {
     let mut user = (*info.user).clone();
-    if let Ok(Some(record)) = state.store.user(&user.id) {
+    if let Ok(Some(record)) = state.store.user(&user.id).await {
         user.display_name = record.display_name;
     }
     Whoami {
@@ -221,11 +224,12 @@ fn credential_id(id: &str) -> Result<Vec<u8>, Error> {
         .map_err(|_| Error::bad_request("\"credentialId\" must be base64url."))
 }
 
-pub fn passkeys_list(state: &AppState, caller: &Caller) -> Result<PasskeyList, Error> {
+pub async fn passkeys_list(state: &AppState, caller: &Caller) -> Result<PasskeyList, Error> {
     let user = caller.user()?;
     let mut passkeys: Vec<PasskeyView> = state
         .store
-        .credentials_of(&user.id)?
+        .credentials_of(&user.id)
+        .await?
         .iter()
         .map(passkey_view)
         .collect();
@@ -237,7 +241,7 @@ pub fn passkeys_list(state: &AppState, caller: &Caller) -> Result<PasskeyList, E
     })
 }
 
-pub fn passkey_rename(
+pub async fn passkey_rename(
     state: &AppState,
     caller: &Caller,
     req: &PasskeyRename,
@@ -245,7 +249,7 @@ pub fn passkey_rename(
     let user = caller.user()?;
     let label = crate::names::nickname("label", &req.label, MAX_LABEL_CHARS)?;
     let id = credential_id(&req.credential_id)?;
-    let record = state.store.rename_credential(&user.id, &id, &label)?;
+    let record = state.store.rename_credential(&user.id, &id, &label).await?;
     state.events.emit(Event::PasskeyRenamed {
         user: user.id,
         credential_id: req.credential_id.clone(),
@@ -264,7 +268,8 @@ pub async fn passkey_delete(
     let id = credential_id(&req.credential_id)?;
     state
         .store
-        .delete_credential(&user.id, &id, req.allow_last)?;
+        .delete_credential(&user.id, &id, req.allow_last)
+        .await?;
     state.events.emit(Event::PasskeyRemoved {
         user: user.id,
         credential_id: req.credential_id.clone(),

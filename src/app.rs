@@ -22,11 +22,9 @@ use crate::state::AppState;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot open the data directory {path}: {source}")]
-    Store {
-        path: std::path::PathBuf,
-        source: sled::Error,
-    },
+    /// sled's data directory, or the PostgreSQL database, could not be opened.
+    #[error("{0}")]
+    Store(#[from] crate::store::OpenError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

@@ -35,6 +35,7 @@ pub const ENV_PREFIX: &str = "WSAUTHN__";
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: ServerConfig,
+    pub store: StoreConfig,
     pub webauthn: WebauthnConfig,
     pub tokens: TokenConfig,
     pub websocket: WebSocketConfig,
@@ -70,6 +71,15 @@ pub struct ServerConfig {
     pub tls_cert: PathBuf,
     /// PEM private key of `tls_cert`.
     pub tls_key: PathBuf,
+}
+
+/// `[store]`: which backend keeps the durable state (docs/cluster.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub backend: crate::store::BackendKind,
+    /// With `backend = "postgres"`: where the database is.
+    pub postgres_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -83,10 +83,7 @@ impl WsauthnBuilder {
         config
             .validate()
             .map_err(|e| StartError::Setup(e.to_string()))?;
-        let store = Store::open(&config.server.data_dir).map_err(|source| StartError::Store {
-            path: config.server.data_dir.clone(),
-            source,
-        })?;
+        let store = Store::open_config(&config).await?;
         let state = AppState::new(
             config,
             store,
@@ -95,6 +92,12 @@ impl WsauthnBuilder {
             Events::new(self.events),
         )
         .map_err(|e| StartError::Setup(format!("{e:?}")))?;
+        let sessions = state
+            .tokens
+            .load()
+            .await
+            .map_err(|e| StartError::Setup(format!("loading sessions: {e:?}")))?;
+        tracing::info!(sessions, "sessions loaded");
         runtime.spawn(sweep_while_alive(
             state.downgrade(),
             state.shutdown_signal(),

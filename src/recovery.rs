@@ -172,9 +172,9 @@ fn signed_in_user(caller: &Caller) -> Result<Uuid, Error> {
 }
 
 /// How many codes the caller has left.
-pub fn status(state: &AppState, caller: &Caller) -> Result<RecoveryStatus, Error> {
+pub async fn status(state: &AppState, caller: &Caller) -> Result<RecoveryStatus, Error> {
     let user = signed_in_user(caller)?;
-    let set = state.store.recovery_set(&user)?;
+    let set = state.store.recovery_set(&user).await?;
     Ok(RecoveryStatus {
         remaining: set.as_ref().map_or(0, |s| s.codes.len()),
         created_at: set.map(|s| s.created_at),
@@ -186,7 +186,7 @@ pub async fn create(state: &AppState, caller: &Caller) -> Result<RecoveryCodes, 
     let user = signed_in_user(caller)?;
     let created_at = state.clock.now_ms() / 1000;
     let (codes, set) = blocking(move || new_set(created_at)).await??;
-    state.store.put_recovery_set(&user, &set)?;
+    state.store.put_recovery_set(&user, &set).await?;
     state.store.flush().await?;
     state.events.emit(Event::RecoveryCodesCreated {
         user,
@@ -203,7 +203,7 @@ pub async fn redeem(
     address: Option<IpAddr>,
     now: Instant,
 ) -> Result<(UserRecord, usize), Error> {
-    let user = state.store.user_by_name(username)?;
+    let user = state.store.user_by_name(username).await?;
     let user_id = user.as_ref().map(|u| u.id);
     let failed = |code: Error| {
         state.events.emit(Event::RecoveryFailed {
@@ -223,7 +223,8 @@ pub async fn redeem(
     };
     let stored = state
         .store
-        .recovery_set(&user.id)?
+        .recovery_set(&user.id)
+        .await?
         .and_then(|set| set.codes.into_iter().find(|c| c.id == id));
     let Some(stored) = stored else {
         return failed(Error::RecoveryFailed);
@@ -234,7 +235,8 @@ pub async fn redeem(
     }
     let Some(remaining) = state
         .store
-        .spend_recovery_code(&user.id, &id, &stored.hash)?
+        .spend_recovery_code(&user.id, &id, &stored.hash)
+        .await?
     else {
         return failed(Error::RecoveryFailed);
     };

@@ -93,8 +93,6 @@ impl AppState {
             config.limits.max_sessions_per_user,
             config.limits.when_sessions_full,
         );
-        let sessions = tokens.load()?;
-        tracing::info!(sessions, "sessions loaded");
         let ceremonies = Ceremonies::new(
             &config,
             store.clone(),

@@ -18,6 +18,9 @@
 //!   keeps people signed in. Last-use times are written at most once a minute per session.
 //!   Revocations remove the session from disk before they return an `Ok`; callers that
 //!   acknowledge them await [`Store::flush`] first, so a crash cannot bring a revoked token back.
+//! - On a store shared by several nodes (PostgreSQL) the table is this node's cache: a token it
+//!   has not seen is looked up in the store, revocations made elsewhere arrive by the store's
+//!   feed, and while the feed is unconfirmed no token is accepted (see `shared`).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -199,6 +202,9 @@ struct Inner {
     events: Events,
     /// Users deleted while the server runs (see [`TokenTable::forget_user`]).
     forgotten: DashMap<Uuid, ()>,
+    /// On a shared store: the revocation feed; no token is accepted while it is unconfirmed
+    /// (see `shared`).
+    feed: std::sync::OnceLock<crate::store::Feed>,
 }
 
 impl TokenTable {
@@ -221,6 +227,7 @@ impl TokenTable {
                 store,
                 events,
                 forgotten: DashMap::new(),
+                feed: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -295,6 +302,9 @@ impl TokenTable {
     /// Looks a presented token up, sliding its idle timer. An expired session is ended.
     pub fn lookup(&self, token: &str) -> Result<TokenInfo, TokenError> {
         let bytes = decode_hex_32(token).ok_or(TokenError::Malformed)?;
+        if !self.confirmed() {
+            return Err(TokenError::Invalid);
+        }
         let hash = hash_token(&bytes);
         let now = self.inner.clock.now_ms();
         let session = self
@@ -391,9 +401,8 @@ impl TokenTable {
         self.inner.by_hash.remove(&old);
         self.inner.by_hash.insert(hash, s.clone());
         if let Some(store) = &self.inner.store {
-            store.remove_session(&old)?;
+            store.replace_session(&old, &hash, &s.record())?;
         }
-        self.persist(&hash, &s)?;
         s.sockets.send_replace(SessionSignal::Live { expires_ms });
         self.inner.events.emit(Event::SessionRefreshed {
             user: s.user.id,
@@ -414,6 +423,7 @@ impl TokenTable {
 mod persist;
 mod revoke;
 mod secret;
+mod shared;
 mod users;
 
 use secret::{decode_hex_32, hash_token, new_token};

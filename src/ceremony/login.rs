@@ -13,7 +13,7 @@ use crate::tokens::SessionMeta;
 
 impl Ceremonies {
     /// `login.begin`: with a username, a sign-in for that account; without, a discoverable one.
-    pub fn login_begin(
+    pub async fn login_begin(
         &self,
         username: Option<&str>,
         token: bool,
@@ -26,12 +26,13 @@ impl Ceremonies {
                 let name = crate::names::username(name, self.inner.max_username_chars)?;
                 let user = self
                     .store()
-                    .user_by_name(&name)?
+                    .user_by_name(&name)
+                    .await?
                     .ok_or(Error::UnknownUser)?;
                 self.inner
                     .attempts
                     .check(&user.id, self.inner.clock.now_ms())?;
-                let passkeys = self.store().sign_in_passkeys(&user.id)?;
+                let passkeys = self.store().sign_in_passkeys(&user.id).await?;
                 if passkeys.is_empty() {
                     // The account exists (its name is taken) but has nothing to sign in with.
                     return Err(Error::NoPasskey);
@@ -103,60 +104,65 @@ impl Ceremonies {
         // Verified here, WebAuthn L3 §7.2 step by step (src/assertion/); webauthn-rs only
         // reads the user handle.
         let (webauthn, assertions) = (&self.inner.webauthn, &self.inner.assertions);
-        let (user, result, token_at_begin) = match pending {
-            PendingState::Login { state, user, token } => {
-                *user_seen = Some(user.id);
-                // Also at finish: ceremonies begun before the backoff started wait it out too.
-                self.inner
-                    .attempts
-                    .check(&user.id, self.inner.clock.now_ms())?;
-                // WebAuthn L3 §7.2 step 6: a user handle, when the authenticator returns one,
-                // must be the account's (webauthn-rs checks it only on the usernameless path).
-                if let Some(handle) = &credential.response.user_handle {
-                    if handle.as_slice() != user.id.as_bytes() {
+        let (user, result, token_at_begin) =
+            match pending {
+                PendingState::Login { state, user, token } => {
+                    *user_seen = Some(user.id);
+                    // Also at finish: ceremonies begun before the backoff started wait it out too.
+                    self.inner
+                        .attempts
+                        .check(&user.id, self.inner.clock.now_ms())?;
+                    // WebAuthn L3 §7.2 step 6: a user handle, when the authenticator returns one,
+                    // must be the account's (webauthn-rs checks it only on the usernameless path).
+                    if let Some(handle) = &credential.response.user_handle {
+                        if handle.as_slice() != user.id.as_bytes() {
+                            return Err(Error::VerificationFailed(
+                                "the passkey's user handle names another account",
+                            ));
+                        }
+                    }
+                    let result =
+                        self.timed_check(|| assertions.finish_login(credential, &state))?;
+                    (Some(user), result, token)
+                }
+                PendingState::Discoverable { state, token } => {
+                    let (user_id, cred_id) = webauthn
+                        .identify_discoverable_authentication(credential)
+                        .map_err(|_| {
+                            Error::VerificationFailed("the passkey returned no valid user handle")
+                        })?;
+                    let record = self.store().credential(cred_id).await?.ok_or(
+                        Error::VerificationFailed("this passkey is not registered here"),
+                    )?;
+                    *user_seen = Some(record.user_id);
+                    self.inner
+                        .attempts
+                        .check(&record.user_id, self.inner.clock.now_ms())?;
+                    if record.user_id != user_id {
                         return Err(Error::VerificationFailed(
-                            "the passkey's user handle names another account",
+                            "the passkey belongs to another account than its user handle names",
                         ));
                     }
-                }
-                let result = self.timed_check(|| assertions.finish_login(credential, &state))?;
-                (Some(user), result, token)
-            }
-            PendingState::Discoverable { state, token } => {
-                let (user_id, cred_id) = webauthn
-                    .identify_discoverable_authentication(credential)
-                    .map_err(|_| {
-                        Error::VerificationFailed("the passkey returned no valid user handle")
+                    let result = self.timed_check(|| {
+                        assertions.finish_discoverable(credential, &state, record)
                     })?;
-                let record = self
-                    .store()
-                    .credential(cred_id)?
-                    .ok_or(Error::VerificationFailed(
-                        "this passkey is not registered here",
-                    ))?;
-                *user_seen = Some(record.user_id);
-                self.inner
-                    .attempts
-                    .check(&record.user_id, self.inner.clock.now_ms())?;
-                if record.user_id != user_id {
-                    return Err(Error::VerificationFailed(
-                        "the passkey belongs to another account than its user handle names",
-                    ));
+                    (None, result, token)
                 }
-                let result = self
-                    .timed_check(|| assertions.finish_discoverable(credential, &state, record))?;
-                (None, result, token)
-            }
-            PendingState::Register { .. } => return Err(Error::CeremonyNotFound),
-        };
+                PendingState::Register { .. } => return Err(Error::CeremonyNotFound),
+            };
         let user_id = user_seen.ok_or(Error::UnknownUser)?;
         // The stored credential is the authority on ownership and on the counter (the state
         // captured at begin may be stale): record_use checks both in one atomic update.
         self.store()
-            .record_use(&result, &user_id, self.now_secs())?;
+            .record_use(&result, &user_id, self.now_secs())
+            .await?;
         let user = match user {
             Some(user) => user,
-            None => self.store().user(&user_id)?.ok_or(Error::UnknownUser)?,
+            None => self
+                .store()
+                .user(&user_id)
+                .await?
+                .ok_or(Error::UnknownUser)?,
         };
         let credential_id = crate::b64url(&result.cred_id);
         self.signed_in(

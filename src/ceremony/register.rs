@@ -28,7 +28,7 @@ impl Ceremonies {
     /// `register.begin`. A new username starts a new account; an existing one is allowed only
     /// when `signed_in_as` (user, session) is that account (it adds a passkey, excluding the
     /// ones it has), and only while that session lives.
-    pub fn register_begin(
+    pub async fn register_begin(
         &self,
         username: &str,
         display_name: Option<&str>,
@@ -41,14 +41,15 @@ impl Ceremonies {
         let name = names::username(username, max)?;
         let signed_in_as = signed_in_as
             .filter(|(user, session)| self.inner.tokens.user_of(session) == Some(*user));
-        let (user, existing, exclude) = match self.store().user_by_name(&name)? {
+        let (user, existing, exclude) = match self.store().user_by_name(&name).await? {
             Some(user) if signed_in_as.map(|(u, _)| u) == Some(user.id) => {
                 if user.passkeys >= self.inner.max_passkeys {
                     return Err(Error::PasskeyLimit(self.inner.max_passkeys));
                 }
                 let exclude = self
                     .store()
-                    .credentials_of(&user.id)?
+                    .credentials_of(&user.id)
+                    .await?
                     .into_iter()
                     .map(|c| c.passkey.cred_id().clone())
                     .collect();
@@ -160,7 +161,7 @@ impl Ceremonies {
         check_same_origin(&credential.response.client_data_json)?;
         // Answered before verification so the reason is clear (webauthn-rs reports an excluded
         // credential as an altered algorithm); the transaction below is the real guard.
-        if self.store().credential(&credential.raw_id)?.is_some() {
+        if self.store().credential(&credential.raw_id).await?.is_some() {
             return Err(Error::CredentialInUse);
         }
         // What webauthn-rs lets through: id length, trailing bytes (WebAuthn L3 §6.5.1).
@@ -189,9 +190,10 @@ impl Ceremonies {
         };
         if existing {
             self.store()
-                .add_credential(&record, self.inner.max_passkeys)?;
+                .add_credential(&record, self.inner.max_passkeys)
+                .await?;
         } else {
-            self.store().create_user(&user, &record)?;
+            self.store().create_user(&user, &record).await?;
         }
         self.store().flush().await?;
         let credential_id = crate::b64url(record.passkey.cred_id());

@@ -52,6 +52,7 @@ impl Config {
                 )
             });
         }
+        self.store_problems()?;
         if s.bind.parse::<SocketAddr>().is_err() {
             return Err(problem(
                 &["server", "bind"],
@@ -161,6 +162,26 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn store_problems(&self) -> Result<(), Problem> {
+        const URL: &[&str] = &["store", "postgres_url"];
+        let url = &self.store.postgres_url;
+        let example = Some("\"postgres://wsauthn@127.0.0.1:5432/wsauthn\"".to_owned());
+        match self.store.backend {
+            crate::store::BackendKind::Sled => Ok(()),
+            crate::store::BackendKind::Postgres if url.is_empty() => Err(Problem {
+                example,
+                ..problem(URL, "is empty, but store.backend is \"postgres\"")
+            }),
+            crate::store::BackendKind::Postgres => match crate::store::PgStore::check_url(url) {
+                Ok(()) => Ok(()),
+                Err(why) => Err(Problem {
+                    example,
+                    ..problem(URL, format!("is not a PostgreSQL URL: {why}"))
+                }),
+            },
+        }
     }
 
     fn webauthn_problems(&self) -> Result<(), Problem> {

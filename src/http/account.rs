@@ -37,7 +37,7 @@ pub async fn delete(
 /// `GET /api/recovery`: how many recovery codes are left.
 pub async fn recovery_status(req: HttpRequest, state: web::Data<AppState>) -> Reply {
     let caller = caller(&req, &state)?;
-    Ok(HttpResponse::Ok().json(crate::recovery::status(&state, &caller)?))
+    Ok(HttpResponse::Ok().json(crate::recovery::status(&state, &caller).await?))
 }
 
 /// `POST /api/recovery`: a new set of recovery codes, shown this once.

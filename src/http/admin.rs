@@ -139,12 +139,12 @@ struct FindUser {
 pub async fn find_user(req: HttpRequest, state: web::Data<AppState>) -> Reply {
     let query = web::Query::<FindUser>::from_query(req.query_string())
         .map_err(|_| Error::bad_request("Name the user: GET /admin/users?username=<username>."))?;
-    ok(admin::user_by_name(&state, &query.username)?)
+    ok(admin::user_by_name(&state, &query.username).await?)
 }
 
 /// `GET /admin/users/{id}`.
 pub async fn user(state: web::Data<AppState>, id: web::Path<String>) -> Reply {
-    ok(admin::user(&state, &user_id(&id)?)?)
+    ok(admin::user(&state, &user_id(&id)?).await?)
 }
 
 /// `POST /admin/users/{id}/revoke`.

@@ -69,7 +69,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /api/me`: who the bearer token belongs to.
 pub async fn me(req: HttpRequest, state: web::Data<AppState>) -> Reply {
-    ok(api::whoami(&state, &token_of(&req)?))
+    ok(api::whoami(&state, &token_of(&req)?).await)
 }
 
 /// `GET /auth/verify`: forward authentication for nginx `auth_request` and Traefik
@@ -79,7 +79,7 @@ pub async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> Reply
     Ok(HttpResponse::Ok()
         .insert_header(("X-Auth-User", info.user.name.as_str()))
         .insert_header(("X-Auth-User-Id", info.user.id.to_string()))
-        .json(api::whoami(&state, &info)))
+        .json(api::whoami(&state, &info).await))
 }
 
 pub async fn register_begin(
@@ -88,7 +88,7 @@ pub async fn register_begin(
     body: web::Json<RegisterBegin>,
 ) -> Reply {
     let caller = caller(&req, &state)?;
-    ok(api::register_begin(&state, &caller, &body)?)
+    ok(api::register_begin(&state, &caller, &body).await?)
 }
 
 pub async fn register_finish(
@@ -111,7 +111,7 @@ pub async fn login_begin(
     body: web::Json<LoginBegin>,
 ) -> Reply {
     let caller = caller(&req, &state)?;
-    ok(api::login_begin(&state, &caller, &body)?)
+    ok(api::login_begin(&state, &caller, &body).await?)
 }
 
 pub async fn login_finish(
@@ -129,7 +129,7 @@ pub async fn login_finish(
 }
 
 pub async fn passkeys_list(req: HttpRequest, state: web::Data<AppState>) -> Reply {
-    ok(api::passkeys_list(&state, &caller(&req, &state)?)?)
+    ok(api::passkeys_list(&state, &caller(&req, &state)?).await?)
 }
 
 #[derive(Deserialize)]
@@ -147,11 +147,7 @@ pub async fn passkey_rename(
         credential_id: id.into_inner(),
         label: body.into_inner().label,
     };
-    ok(api::passkey_rename(
-        &state,
-        &caller(&req, &state)?,
-        &rename,
-    )?)
+    ok(api::passkey_rename(&state, &caller(&req, &state)?, &rename).await?)
 }
 
 #[derive(Deserialize)]

@@ -104,7 +104,12 @@ impl TokenTable {
         self.inner.by_user.remove_if(&user, |_, ids| ids.is_empty());
         let hash = s.hash();
         self.inner.by_hash.remove(&hash);
+        // On a shared store, a session idle here may be in use on another node: it leaves this
+        // node's cache only, and the store's last use decides when a node next asks for it.
+        let idle_elsewhere = reason == EndReason::Expired
+            && now < s.expires_ms.load(std::sync::atomic::Ordering::Relaxed);
         let on_disk = match &self.inner.store {
+            Some(store) if store.is_shared() && idle_elsewhere => Ok(()),
             Some(store) if !s.is_socket_only() => store.remove_session(&hash),
             _ => Ok(()),
         };

@@ -164,8 +164,8 @@ fn revoke_others_keeps_only_the_current_session_of_that_user() {
     assert_eq!(t.sessions_of(&bob.id, None)[0].id, bobs.session);
 }
 
-#[test]
-fn sessions_survive_a_reload_from_the_store_and_expired_ones_do_not() {
+#[tokio::test]
+async fn sessions_survive_a_reload_from_the_store_and_expired_ones_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let clock = ManualClock::new();
@@ -176,7 +176,7 @@ fn sessions_survive_a_reload_from_the_store_and_expired_ones_do_not() {
         created_at: 0,
         passkeys: 1,
     };
-    store.put_user_for_tests(&record).unwrap();
+    store.put_user_for_tests(&record).await.unwrap();
     let mk = || {
         TokenTable::new(
             86_400,
@@ -201,7 +201,7 @@ fn sessions_survive_a_reload_from_the_store_and_expired_ones_do_not() {
     assert!(t.is_live(&socket_only.session));
 
     let reloaded = mk();
-    assert_eq!(reloaded.load().unwrap(), 1);
+    assert_eq!(reloaded.load().await.unwrap(), 1);
     let found = reloaded.lookup(kept.as_str()).unwrap();
     assert_eq!(
         (found.session, found.user.name.as_str()),
@@ -212,9 +212,13 @@ fn sessions_survive_a_reload_from_the_store_and_expired_ones_do_not() {
     assert_eq!(view.user_agent.as_deref(), Some("test-agent"));
 
     clock.advance(Duration::from_secs(86_401));
-    assert_eq!(mk().load().unwrap(), 0, "expired sessions are not loaded");
+    assert_eq!(
+        mk().load().await.unwrap(),
+        0,
+        "expired sessions are not loaded"
+    );
     assert!(
-        store.sessions().unwrap().is_empty(),
+        store.sessions().await.unwrap().is_empty(),
         "and are removed from disk"
     );
 }
@@ -291,8 +295,8 @@ fn a_deleted_user_gets_no_new_session_even_from_a_sign_in_that_passed_before() {
     assert!(t.issue(stays.clone(), SessionMeta::default()).is_ok());
 }
 
-#[test]
-fn past_the_cap_the_oldest_session_ends_even_after_a_reload_shuffled_them() {
+#[tokio::test]
+async fn past_the_cap_the_oldest_session_ends_even_after_a_reload_shuffled_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let clock = ManualClock::new();
@@ -303,7 +307,7 @@ fn past_the_cap_the_oldest_session_ends_even_after_a_reload_shuffled_them() {
         created_at: 0,
         passkeys: 1,
     };
-    store.put_user_for_tests(&record).unwrap();
+    store.put_user_for_tests(&record).await.unwrap();
     let mk = || {
         TokenTable::new(
             86_400,
@@ -327,7 +331,7 @@ fn past_the_cap_the_oldest_session_ends_even_after_a_reload_shuffled_them() {
     }
     // Reloaded, the sessions come back in token-hash order; the oldest still goes first.
     let reloaded = mk();
-    assert_eq!(reloaded.load().unwrap(), 3);
+    assert_eq!(reloaded.load().await.unwrap(), 3);
     reloaded
         .issue(Arc::new(record.view()), SessionMeta::default())
         .unwrap();

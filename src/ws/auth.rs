@@ -56,7 +56,7 @@ pub fn bind(ctx: &mut SocketCtx, state: &AppState, info: &TokenInfo) -> Option<R
 
 /// `auth`: binds the socket to a valid token's session; returns the `auth.result` frame and the
 /// session's revocation signal.
-pub fn auth(
+pub async fn auth(
     ctx: &mut SocketCtx,
     state: &AppState,
     id: Option<&MsgId>,
@@ -84,7 +84,7 @@ pub fn auth(
     };
     let watch = bind(ctx, state, &info).ok_or(Error::InvalidToken)?;
     ctx.user_slot = slot;
-    let reply = protocol::encode(id, &ServerMsg::AuthResult(api::whoami(state, &info)));
+    let reply = protocol::encode(id, &ServerMsg::AuthResult(api::whoami(state, &info).await));
     Ok((reply, watch))
 }
 
@@ -101,13 +101,15 @@ pub enum FirstFrame {
 }
 
 /// Reads a protected socket's first text frame.
-pub fn first_frame(ctx: &mut SocketCtx, state: &AppState, text: &str) -> FirstFrame {
+pub async fn first_frame(ctx: &mut SocketCtx, state: &AppState, text: &str) -> FirstFrame {
     let reason = match protocol::decode(text) {
         Ok(envelope) => match &envelope.msg {
-            ClientMsg::Auth { token } => match auth(ctx, state, envelope.id.as_ref(), token) {
-                Ok((reply, watch)) => return FirstFrame::SignedIn { reply, watch },
-                Err(_) => Reason::InvalidToken,
-            },
+            ClientMsg::Auth { token } => {
+                match auth(ctx, state, envelope.id.as_ref(), token).await {
+                    Ok((reply, watch)) => return FirstFrame::SignedIn { reply, watch },
+                    Err(_) => Reason::InvalidToken,
+                }
+            }
             _ => Reason::NotAuthenticated,
         },
         Err(_) => Reason::NotAuthenticated,

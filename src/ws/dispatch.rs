@@ -206,7 +206,7 @@ async fn handle(
             if let Some(grant) = ctx.recovery.as_mut() {
                 grant.token = req.token;
             }
-            let options = api::register_begin(state, &ctx.caller, &req)?;
+            let options = api::register_begin(state, &ctx.caller, &req).await?;
             if let Some(old) = slots(ctx)?.register.replace(options.ceremony_id) {
                 state.ceremonies.pending().cancel(&old);
             }
@@ -231,7 +231,7 @@ async fn handle(
         }
         ClientMsg::LoginBegin(req) => {
             take_ceremony_slot(ctx, now)?;
-            let options = api::login_begin(state, &ctx.caller, &req)?;
+            let options = api::login_begin(state, &ctx.caller, &req).await?;
             if let Some(old) = slots(ctx)?.login.replace(options.ceremony_id) {
                 state.ceremonies.pending().cancel(&old);
             }
@@ -249,7 +249,7 @@ async fn handle(
             })
         }
         ClientMsg::Auth { token } => {
-            let (reply, watch) = auth(ctx, state, id, &token)?;
+            let (reply, watch) = auth(ctx, state, id, &token).await?;
             Ok(Outcome {
                 reply: Some(reply),
                 watch: Some(watch),
@@ -268,12 +268,11 @@ async fn handle(
             reply(ServerMsg::RefreshResult(refreshed))
         }
         ClientMsg::Ping {} => reply(ServerMsg::Pong {}),
-        ClientMsg::PasskeysList {} => reply(ServerMsg::PasskeysListResult(api::passkeys_list(
-            state,
-            &ctx.caller,
-        )?)),
+        ClientMsg::PasskeysList {} => reply(ServerMsg::PasskeysListResult(
+            api::passkeys_list(state, &ctx.caller).await?,
+        )),
         ClientMsg::PasskeysRename(req) => reply(ServerMsg::PasskeysRenameResult(
-            api::passkey_rename(state, &ctx.caller, &req)?,
+            api::passkey_rename(state, &ctx.caller, &req).await?,
         )),
         ClientMsg::PasskeysDelete(req) => reply(ServerMsg::PasskeysDeleteResult(
             api::passkey_delete(state, &ctx.caller, &req).await?,
@@ -299,7 +298,7 @@ async fn handle(
             reply(ServerMsg::AccountDeleteResult(deleted))
         }
         ClientMsg::RecoveryStatus {} => reply(ServerMsg::RecoveryStatusResult(
-            crate::recovery::status(state, &ctx.caller)?,
+            crate::recovery::status(state, &ctx.caller).await?,
         )),
         ClientMsg::RecoveryCreate {} => reply(ServerMsg::RecoveryCreateResult(
             crate::recovery::create(state, &ctx.caller).await?,
@@ -322,7 +321,7 @@ async fn handle(
             let (from, name) = match &ctx.caller.user {
                 // The display name as it is now: it may have changed since the sign-in.
                 Some(u) => {
-                    let name = match state.store.user(&u.id) {
+                    let name = match state.store.user(&u.id).await {
                         Ok(Some(record)) => record.display_name,
                         _ => u.display_name.clone(),
                     };

@@ -98,11 +98,18 @@ async fn passkeys_are_listed_renamed_and_deleted_on_a_signed_in_socket() {
     // token: both sessions ended with it, and the socket closes.
     assert_eq!(gone["sessionsEnded"], 2, "{gone}");
     assert_eq!(ws.expect_close().await, 4401);
-    let alice = app.state.store.user_by_name("alice").unwrap().unwrap();
+    let alice = app
+        .state
+        .store
+        .user_by_name("alice")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(app
         .state
         .store
         .credentials_of(&alice.id)
+        .await
         .unwrap()
         .is_empty());
 }
@@ -139,6 +146,7 @@ async fn passkey_management_needs_a_signed_in_socket_and_only_touches_your_own()
         .state
         .store
         .credential(&ka.credentials()[0].id)
+        .await
         .unwrap()
         .is_some());
 }

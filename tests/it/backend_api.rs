@@ -2,7 +2,9 @@
 //! revoking and deleting one, over real sockets against a real server, the key checks on every
 //! path, and durability against `kill -9` with the real binary.
 
+#[path = "backend_api/docs.rs"]
 mod docs;
+#[path = "backend_api/support.rs"]
 mod support;
 
 use serde_json::json;
@@ -337,7 +339,7 @@ async fn deleting_a_user_removes_everything_closes_their_sockets_and_frees_name_
     assert_eq!(authed["type"], "auth.result", "{authed}");
     let mut bob_key = SoftAuthenticator::new();
     let (bob_token, bob_id, mut bob) = signed_up(&app, &mut bob_key, "bob@example.com").await;
-    let users = app.state.store.user_count();
+    let users = app.state.store.user_count().await.unwrap();
 
     let deleted = admin(&app, "DELETE", &format!("/admin/users/{id}"), 200).await;
     assert_eq!(
@@ -348,12 +350,12 @@ async fn deleting_a_user_removes_everything_closes_their_sockets_and_frees_name_
     assert_eq!(chat.expect_close().await, 4401, "the chat socket");
 
     // Gone: the account, its passkeys, its sessions, on every path.
-    assert_eq!(app.state.store.user_count(), users - 1);
+    assert_eq!(app.state.store.user_count().await.unwrap(), users - 1);
     for key in [&laptop, &phone] {
         let cred = &key.credentials()[0].id;
-        assert!(app.state.store.credential(cred).unwrap().is_none());
+        assert!(app.state.store.credential(cred).await.unwrap().is_none());
     }
-    let persisted = app.state.store.sessions().unwrap();
+    let persisted = app.state.store.sessions().await.unwrap();
     assert!(
         persisted.iter().all(|(_, s)| s.user_id.to_string() != id),
         "{persisted:?}"

@@ -50,6 +50,10 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(url) = crate::helpers::postgres_for_blocking(data_dir) {
+            cmd.env("WSAUTHN__STORE__BACKEND", "postgres")
+                .env("WSAUTHN__STORE__POSTGRES_URL", url);
+        }
         adjust(&mut cmd);
         let mut child = cmd.spawn().expect("spawn wsauthn");
         let stdout = child.stdout.take().expect("piped stdout");

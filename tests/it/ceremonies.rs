@@ -381,18 +381,25 @@ async fn a_counter_that_goes_backwards_fails_the_sign_in_and_is_not_stored() {
     }
     let cred_id = key.credentials()[0].id.clone();
     let stored = |app: &TestApp| {
-        let record = app.state.store.credential(&cred_id).unwrap().unwrap();
-        (
-            wsauthn_counter(&record.passkey),
-            record.last_used_at.is_some(),
-        )
+        let (store, cred_id) = (app.state.store.clone(), cred_id.clone());
+        async move {
+            let record = store.credential(&cred_id).await.unwrap().unwrap();
+            (
+                wsauthn_counter(&record.passkey),
+                record.last_used_at.is_some(),
+            )
+        }
     };
-    assert_eq!(stored(&app), (3, true), "each sign-in stored its counter");
+    assert_eq!(
+        stored(&app).await,
+        (3, true),
+        "each sign-in stored its counter"
+    );
     key.set_counter(&cred_id, 1);
     let result = login(&mut ws, &mut key, Some("hank"), true).await;
     let message = assert_error(&result, "verification_failed");
     assert!(message.contains("counter"), "{message}");
-    assert_eq!(stored(&app).0, 3);
+    assert_eq!(stored(&app).await.0, 3);
 
     // Equal is not greater either.
     key.set_counter(&cred_id, 2);
@@ -406,7 +413,7 @@ async fn a_counter_that_goes_backwards_fails_the_sign_in_and_is_not_stored() {
         login(&mut ws, &mut key, Some("hank"), false).await["verified"],
         "ok"
     );
-    assert_eq!(stored(&app).0, 11);
+    assert_eq!(stored(&app).await.0, 11);
 }
 
 fn wsauthn_counter(passkey: &webauthn_rs::prelude::Passkey) -> u32 {
@@ -429,7 +436,12 @@ async fn a_credential_id_cannot_be_registered_to_a_second_account() {
         .await;
     assert_error(&result, "credential_in_use");
     assert!(
-        app.state.store.user_by_name("mallory").unwrap().is_none(),
+        app.state
+            .store
+            .user_by_name("mallory")
+            .await
+            .unwrap()
+            .is_none(),
         "no half-made account"
     );
 }
@@ -468,6 +480,7 @@ async fn the_store_lets_one_of_many_concurrent_writers_of_a_credential_id_win() 
         .state
         .store
         .credential(&key.credentials()[0].id)
+        .await
         .unwrap()
         .unwrap();
     let mut cred = webauthn_rs::prelude::Credential::from(record.passkey.clone());
@@ -476,26 +489,27 @@ async fn the_store_lets_one_of_many_concurrent_writers_of_a_credential_id_win() 
         passkey: webauthn_rs::prelude::Passkey::from(cred),
         ..record
     };
-    let results: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..8)
-            .map(|i| {
-                let store = app.state.store.clone();
-                let mut record = fresh.clone();
-                s.spawn(move || {
-                    let user = wsauthn::store::UserRecord {
-                        id: uuid::Uuid::new_v4(),
-                        name: format!("writer{i}"),
-                        display_name: format!("writer{i}"),
-                        created_at: 0,
-                        passkeys: 1,
-                    };
-                    record.user_id = user.id;
-                    store.create_user(&user, &record)
-                })
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let store = app.state.store.clone();
+            let mut record = fresh.clone();
+            actix_web::rt::spawn(async move {
+                let user = wsauthn::store::UserRecord {
+                    id: uuid::Uuid::new_v4(),
+                    name: format!("writer{i}"),
+                    display_name: format!("writer{i}"),
+                    created_at: 0,
+                    passkeys: 1,
+                };
+                record.user_id = user.id;
+                store.create_user(&user, &record).await
             })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+        })
+        .collect();
+    let mut results = Vec::new();
+    for h in handles {
+        results.push(h.await.unwrap());
+    }
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
     assert!(results
         .iter()

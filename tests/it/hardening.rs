@@ -273,8 +273,16 @@ async fn a_passkey_cannot_be_added_after_the_session_that_began_it_ended() {
         (401, Some("unauthorized")),
         "{body}"
     );
-    let gail = app.state.store.user_by_name("gail").unwrap().unwrap();
-    assert_eq!(app.state.store.credentials_of(&gail.id).unwrap().len(), 1);
+    let gail = app.state.store.user_by_name("gail").await.unwrap().unwrap();
+    assert_eq!(
+        app.state
+            .store
+            .credentials_of(&gail.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[actix_web::test]
@@ -732,6 +740,7 @@ async fn malformed_registrations_are_refused() {
             app.state
                 .store
                 .user_by_name(&format!("odd{i}"))
+                .await
                 .unwrap()
                 .is_none(),
             "{what}"

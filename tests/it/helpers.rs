@@ -133,6 +133,7 @@ pub async fn spawn_in<H: UnauthorizedHook>(
     hook: Option<H>,
 ) -> TestApp {
     let mut config = Config::for_tests(dir.path()).expect("embedded config");
+    on_test_backend(&mut config, dir.path()).await;
     configure(&mut config);
     config.validate().expect("test config is valid");
     let clock = ManualClock::new();
@@ -141,6 +142,75 @@ pub async fn spawn_in<H: UnauthorizedHook>(
         builder = builder.unauthorized_hook(hook);
     }
     start(builder, clock, dir).await
+}
+
+/// Points the config at the backend this test binary runs on: sled in `dir` (`tests/it`), or
+/// a PostgreSQL database of `dir`'s own (`tests/it_postgres.rs`), the same one each time the
+/// same `dir` is used, so a restart finds its data. Without PostgreSQL (outside CI) the
+/// PostgreSQL binary says so loudly and runs on sled.
+pub async fn on_test_backend(config: &mut Config, dir: &std::path::Path) {
+    if !crate::ON_POSTGRES {
+        return;
+    }
+    if let Some(url) = postgres_for(dir).await {
+        config.store.backend = wsauthn::store::BackendKind::Postgres;
+        config.store.postgres_url = url;
+    }
+}
+
+/// The store a server on `dir` used, opened again (sled: only once that server released it).
+pub async fn reopen_store(dir: &std::path::Path) -> wsauthn::store::Store {
+    let url = match crate::ON_POSTGRES {
+        true => postgres_for(dir).await,
+        false => None,
+    };
+    match url {
+        Some(url) => wsauthn::store::Store::from_postgres(
+            wsauthn::store::PgStore::connect(&url)
+                .await
+                .expect("PostgreSQL"),
+        ),
+        None => wsauthn::store::Store::open(dir).expect("the store was released"),
+    }
+}
+
+/// [`postgres_for`] from synchronous code (the binary's tests): `None` on sled.
+pub fn postgres_for_blocking(dir: &std::path::Path) -> Option<String> {
+    if !crate::ON_POSTGRES {
+        return None;
+    }
+    let dir = dir.to_owned();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(postgres_for(&dir))
+    })
+    .join()
+    .expect("database for the binary")
+}
+
+/// The database of `dir` on the test PostgreSQL (see [`on_test_backend`]).
+pub async fn postgres_for(dir: &std::path::Path) -> Option<String> {
+    use std::hash::{Hash, Hasher};
+    let server = match crate::pg_server::server() {
+        Ok(server) => server,
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("PostgreSQL is missing ({why}), and CI must run the suite on it")
+        }
+        Err(why) => {
+            eprintln!("NOT ON POSTGRES: PostgreSQL is missing ({why}); this test ran on sled");
+            return None;
+        }
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    Some(
+        server
+            .database(&format!("d_{:016x}", hasher.finish()))
+            .await,
+    )
 }
 
 /// Builds and runs the server in the test's runtime.

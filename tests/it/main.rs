@@ -1,4 +1,5 @@
-//! The one integration test binary: a real server on port 0, real sled in a temp directory,
+//! The one integration test binary: a real server on port 0, real sled in a temp directory
+//! (`tests/it_postgres.rs` runs most of these modules again on PostgreSQL),
 //! real WebSocket and HTTP clients, and a software ES256 authenticator.
 
 mod accounts;
@@ -20,9 +21,14 @@ mod limits;
 mod logs;
 mod metrics;
 pub(crate) mod persistence;
+mod pg_server;
 mod proxy;
 mod readiness;
 mod self_service;
 mod shutdown;
 mod sockets;
+mod store;
 pub(crate) mod tls;
+
+/// This binary runs the suite on sled (`tests/it_postgres.rs` runs it on PostgreSQL).
+pub(crate) const ON_POSTGRES: bool = false;

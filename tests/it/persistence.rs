@@ -99,7 +99,7 @@ async fn a_passkeys_signature_counter_survives_a_restart() {
     key.set_counter(&cred_id, 20);
     let mut ws = app.ws("/ws").await;
     assert_signs_in(&mut ws, &mut key, Some("carol")).await;
-    let record = app.state.store.credential(&cred_id).unwrap().unwrap();
+    let record = app.state.store.credential(&cred_id).await.unwrap().unwrap();
     assert_eq!(
         webauthn_rs::prelude::Credential::from(record.passkey).counter,
         21
@@ -162,7 +162,7 @@ async fn many_concurrent_registrations_all_complete() {
         .await;
         assert!(replies.iter().all(|r| r["verified"] == "ok"), "{replies:?}");
     }
-    assert_eq!(app.state.store.user_count(), 72);
+    assert_eq!(app.state.store.user_count().await.unwrap(), 72);
 }
 
 /// An HTTP call to a server at `addr`: (status, JSON body).

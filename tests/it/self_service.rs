@@ -45,6 +45,7 @@ async fn a_recovery_code_signs_in_once_to_add_a_passkey_and_nothing_else() {
         .state
         .store
         .recovery_set(&user_id.parse().unwrap())
+        .await
         .unwrap()
         .unwrap();
     assert!(kept.codes.iter().all(|c| c.hash.starts_with("$argon2id$")));
@@ -212,7 +213,13 @@ async fn the_display_name_changes_and_an_account_deletes_itself_over_the_socket_
         )
         .await;
     assert_eq!((status, body["username"].clone()), (200, json!("cleo")));
-    assert!(app.state.store.user_by_name("cleo").unwrap().is_none());
+    assert!(app
+        .state
+        .store
+        .user_by_name("cleo")
+        .await
+        .unwrap()
+        .is_none());
     app.stop().await;
 }
 

@@ -403,6 +403,6 @@ async fn shutdown_closes_every_socket_with_going_away_and_releases_the_store() {
     assert_eq!(ws.expect_close().await, 1001);
     assert_eq!(echo.expect_close().await, 1001);
     let dir = shutdown.await.unwrap();
-    let store = wsauthn::store::Store::open(dir.path()).expect("the store was released");
-    assert!(store.user_by_name("ivan").unwrap().is_some());
+    let store = reopen_store(dir.path()).await;
+    assert!(store.user_by_name("ivan").await.unwrap().is_some());
 }

@@ -85,7 +85,7 @@ impl<H: Handler> Socket<H> {
         let handled = match frame {
             AggregatedMessage::Text(text) => {
                 if self.live.ctx.awaiting_auth {
-                    match first_frame(&mut self.live.ctx, &self.live.state, &text) {
+                    match first_frame(&mut self.live.ctx, &self.live.state, &text).await {
                         FirstFrame::SignedIn { reply, watch } => {
                             self.live.ctx.awaiting_auth = false;
                             self.binding.bind(watch, &*self.live.state.clock);

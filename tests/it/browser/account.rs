@@ -434,6 +434,7 @@ async fn the_display_name_changes_and_the_account_deletes_itself() {
         .state
         .store
         .user_by_name("pia@example.com")
+        .await
         .unwrap()
         .is_none());
     assert_eq!(demo.state.tokens.len(), 0);

@@ -3,7 +3,7 @@
 //! their JSON records without building the rest of each passkey (its COSE key, attestation,
 //! extensions), which serde then only scans past.
 //!
-//! Invariant: the result equals what [`Store::credentials_of`] gives, converted with
+//! Invariant: the result equals what [`SledStore::credentials_of`] gives, converted with
 //! `SignInPasskey::from_record` (tested below). Records without a stored public key (from
 //! before it existed) take that longer way.
 
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use webauthn_rs_proto::AuthenticatorTransport;
 
 use super::usage::Usage;
-use super::Store;
+use super::SledStore;
 use crate::assertion::{KnownCredential, PublicKey, SignInPasskey};
 use crate::error::Error;
 
@@ -38,7 +38,7 @@ struct LeanCredential {
     backup_state: bool,
 }
 
-impl Store {
+impl SledStore {
     /// `user_id`'s passkeys as `login.begin` needs them, as of their latest sign-in, in
     /// credential-id order. A passkey with no key sign-in can use is left out (registration
     /// never stores one).
@@ -102,7 +102,7 @@ mod tests {
     #[test]
     fn record_use_refuses_another_accounts_or_a_deleted_passkey() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let config = crate::Config::for_tests(dir.path()).unwrap();
         let wa = crate::ceremony::build_webauthn(&config).unwrap();
         let user = |name: &str| UserRecord {
@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn the_lean_read_gives_what_the_whole_records_give() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let config = crate::Config::for_tests(dir.path()).unwrap();
         let wa = crate::ceremony::build_webauthn(&config).unwrap();
         let user = UserRecord {

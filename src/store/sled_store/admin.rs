@@ -9,20 +9,15 @@ use serde::Deserialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use uuid::Uuid;
 
-use super::{from_json, user_cred_key, username_key, SessionRecord, Store, UserRecord};
+use super::{
+    from_json, user_cred_key, username_key, DeletedUser, SessionRecord, SledStore, UserRecord,
+};
 use crate::error::Error;
 
 /// How often a deletion is retried when passkeys were added or removed while it read them.
 /// The last attempt deletes what it finds, even when the stored count disagrees (records from
 /// before the count was kept can carry a wrong one).
 const ATTEMPTS: u32 = 3;
-
-/// A deleted user and the ids of the passkeys that went with them.
-#[derive(Debug, Clone)]
-pub struct DeletedUser {
-    pub user: UserRecord,
-    pub credential_ids: Vec<Vec<u8>>,
-}
 
 /// Why the deletion transaction stopped.
 #[derive(Debug)]
@@ -38,7 +33,7 @@ struct Owner {
     user_id: Uuid,
 }
 
-impl Store {
+impl SledStore {
     /// Deletes `id` with their passkeys, in one transaction. `None` when no such user exists.
     pub fn delete_user(&self, id: &Uuid) -> Result<Option<DeletedUser>, Error> {
         let mut attempt = 1;

@@ -1,4 +1,4 @@
-//! Durable state in sled: users, the username index, passkeys and the credential-id index.
+//! The embedded backend: users, the username index, passkeys and the credential-id index in sled.
 //!
 //! Trees and keys:
 //! - `users`: user id (16 bytes) → [`UserRecord`] as JSON
@@ -14,7 +14,7 @@
 //! Invariants: a user and their first passkey are written in one transaction, and a passkey is
 //! only ever inserted by a transaction that first sees its id absent, so two racing registrations
 //! of one credential id (or one username) cannot both win. Callers that promise durability await
-//! [`Store::flush`] before they answer. Domain code only: nothing here knows of HTTP or sockets.
+//! [`SledStore::flush`] before they answer. Domain code only: nothing here knows of HTTP or sockets.
 
 mod admin;
 mod flush;
@@ -31,75 +31,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use uuid::Uuid;
-use webauthn_rs::prelude::Passkey;
 
+use super::{CredentialRecord, DeletedUser, RecoverySet, SessionRecord, UserRecord};
 use crate::error::Error;
-use crate::protocol::UserView;
-pub use admin::DeletedUser;
-pub use recovery::{RecoverySet, StoredCode};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UserRecord {
-    pub id: Uuid,
-    pub name: String,
-    pub display_name: String,
-    /// Unix seconds.
-    pub created_at: u64,
-    /// How many passkeys the account has; kept in the record so the per-user limit is enforced
-    /// inside the same transaction that adds a passkey.
-    #[serde(default = "one")]
-    pub passkeys: u32,
-}
-
-fn one() -> u32 {
-    1
-}
-
-impl UserRecord {
-    pub fn view(&self) -> UserView {
-        UserView {
-            id: self.id,
-            name: self.name.clone(),
-            display_name: self.display_name.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CredentialRecord {
-    pub user_id: Uuid,
-    pub passkey: Passkey,
-    /// Unix seconds.
-    pub created_at: u64,
-    /// Unix seconds of the last successful sign-in with it.
-    #[serde(default)]
-    pub last_used_at: Option<u64>,
-    /// A name its owner gave it.
-    #[serde(default)]
-    pub label: Option<String>,
-    /// The authenticator model's AAGUID, when the authenticator reported one.
-    #[serde(default)]
-    pub aaguid: Option<Uuid>,
-    /// The passkey's public key as sign-in verifies with it, decoded from `passkey` at
-    /// registration. Records from before it existed lack it and derive it on read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_key: Option<crate::assertion::PublicKey>,
-}
-
-/// A persisted session (the token table's write-through copy), keyed by its token's hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionRecord {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub created_ms: u64,
-    pub expires_ms: u64,
-    pub last_used_ms: u64,
-    pub user_agent: Option<String>,
-    pub address: Option<std::net::IpAddr>,
-    /// The passkey that opened the session (base64url); absent in records from before it was kept.
-    #[serde(default)]
-    pub credential_id: Option<String>,
-}
 
 /// Why a write was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,9 +59,9 @@ impl From<Conflict> for Error {
     }
 }
 
-/// Handle to the database. Cheap to clone.
+/// Handle to the sled database. Cheap to clone.
 #[derive(Clone)]
-pub struct Store {
+pub struct SledStore {
     db: sled::Db,
     users: sled::Tree,
     usernames: sled::Tree,
@@ -164,11 +98,11 @@ fn map_tx(e: TransactionError<Conflict>) -> Error {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Opens (creating if needed) the database in `dir`.
-    pub fn open(dir: &Path) -> Result<Store, sled::Error> {
+    pub fn open(dir: &Path) -> Result<SledStore, sled::Error> {
         let db = sled::Config::new().path(dir).open()?;
-        let store = Store {
+        let store = SledStore {
             users: db.open_tree("users")?,
             usernames: db.open_tree("usernames")?,
             credentials: db.open_tree("credentials")?,
@@ -424,9 +358,9 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, Store) {
+    fn store() -> (tempfile::TempDir, SledStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         (dir, store)
     }
 

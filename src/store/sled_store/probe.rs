@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::Store;
+use super::SledStore;
 use crate::error::Error;
 
 /// The `meta` key the probe overwrites.
@@ -15,7 +15,7 @@ const PROBE_KEY: &[u8] = b"readiness-probe";
 /// The file the probe overwrites, in the data directory.
 pub const PROBE_FILE: &str = "readiness-probe";
 
-impl Store {
+impl SledStore {
     /// `Ok` when the store and the data directory `dir` take writes to disk.
     pub async fn probe_write(&self, dir: &Path, now_ms: u64) -> Result<(), Error> {
         self.meta.insert(PROBE_KEY, &now_ms.to_be_bytes())?;

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use uuid::Uuid;
 
-use super::{from_json, username_key, Store, UserRecord};
+use super::{from_json, username_key, SledStore, UserRecord};
 use crate::error::Error;
 
 /// The version of the username index this code writes.
@@ -27,7 +27,7 @@ pub struct Collision {
     pub others: Vec<Uuid>,
 }
 
-impl Store {
+impl SledStore {
     /// Rebuilds the username index if it is of an older version; returns the collisions found.
     pub(super) fn migrate_usernames(&self) -> Result<Vec<Collision>, Error> {
         let current = self.meta.get(VERSION_KEY)?;
@@ -102,7 +102,7 @@ mod tests {
             user("Jose\u{301}", 3),
         );
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = SledStore::open(dir.path()).unwrap();
             store.usernames.clear().unwrap();
             store.meta.clear().unwrap();
             // As the old rule wrote them: trimmed and lower-cased.
@@ -118,7 +118,7 @@ mod tests {
             }
             store.db.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(
             store.user_by_name("ALICE@example.com").unwrap().unwrap().id,
             plain.id

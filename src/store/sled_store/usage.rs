@@ -5,11 +5,11 @@
 //! sign-in (docs/benchmarks.md).
 //!
 //! Invariant: no usage entry means the passkey has not signed in since it was registered, so its
-//! JSON record is current. Readers go through [`Store::credential`], which applies the entry.
+//! JSON record is current. Readers go through [`SledStore::credential`], which applies the entry.
 
 use webauthn_rs::prelude::{Credential, Passkey};
 
-use super::{user_cred_key, CredentialRecord, Store};
+use super::{user_cred_key, CredentialRecord, SledStore};
 use crate::assertion::{KnownCredential, Verified};
 use crate::error::Error;
 
@@ -112,7 +112,7 @@ impl Usage {
     }
 }
 
-impl Store {
+impl SledStore {
     /// `record` (as stored in JSON) with its latest sign-in applied.
     pub(super) fn with_usage(&self, record: CredentialRecord) -> Result<CredentialRecord, Error> {
         let cred_id = record.passkey.cred_id().as_slice();

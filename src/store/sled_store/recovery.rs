@@ -5,32 +5,15 @@
 //! slow hashes of its codes (see `crate::recovery`); a code is spent by a compare-and-swap that
 //! removes it, so two sign-ins racing with one code cannot both spend it.
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{from_json, to_json, Store, UserRecord};
+use super::{from_json, to_json, RecoverySet, SledStore, UserRecord};
 use crate::error::Error;
-
-/// One stored recovery code: its public id (the first group of the code) and the PHC string of
-/// the Argon2id hash of the rest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredCode {
-    pub id: String,
-    pub hash: String,
-}
-
-/// A user's current set of recovery codes; spent ones are gone from it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecoverySet {
-    /// Unix seconds.
-    pub created_at: u64,
-    pub codes: Vec<StoredCode>,
-}
 
 /// How often a compare-and-swap is retried when another writer changed the record meanwhile.
 const CAS_ATTEMPTS: usize = 8;
 
-impl Store {
+impl SledStore {
     fn recovery_tree(&self) -> Result<sled::Tree, Error> {
         Ok(self.db.open_tree("recovery")?)
     }
@@ -44,7 +27,7 @@ impl Store {
     }
 
     /// Replaces the user's recovery codes (the old ones stop working). Not flushed: callers that
-    /// show the new codes await [`Store::flush`] first.
+    /// show the new codes await [`SledStore::flush`] first.
     pub fn put_recovery_set(&self, user: &Uuid, set: &RecoverySet) -> Result<(), Error> {
         self.recovery_tree()?
             .insert(user.as_bytes(), to_json(set)?)?;
@@ -115,6 +98,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoredCode;
 
     fn set(ids: &[&str]) -> RecoverySet {
         RecoverySet {
@@ -132,7 +116,7 @@ mod tests {
     #[test]
     fn a_code_is_spent_once_and_a_replaced_set_spends_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let user = Uuid::new_v4();
         assert_eq!(store.recovery_set(&user).unwrap(), None);
         store.put_recovery_set(&user, &set(&["A", "B"])).unwrap();

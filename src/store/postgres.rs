@@ -1,0 +1,191 @@
+//! The PostgreSQL backend: the durable state of every node of a cluster in one database
+//! (docs/cluster.md), the schema in `migrations/`.
+//!
+//! Invariants:
+//! - every domain operation that must be atomic is one SQL statement (CTEs chain its parts), so
+//!   it needs no transaction and pipelines with the others on a shared connection ([`pool`]);
+//!   uniqueness is the database's: `users_name_key` and `credentials_pkey` refuse the second of
+//!   two racing registrations, whichever node it came from;
+//! - a statement's write has committed when it returns; the session writes the token table
+//!   makes synchronously are queued ([`sessions`]) and committed, many per transaction, before
+//!   [`PgStore::flush`] returns, so "acknowledged means committed" as sled's "acknowledged
+//!   means flushed";
+//! - no TLS: the connection is `NoTls`, for a database on the loopback or a private network.
+
+mod accounts;
+mod feed;
+mod pool;
+mod schema;
+mod sessions;
+
+use std::sync::Arc;
+
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+pub use feed::{Feed, Revoked};
+
+use super::{username_key, UserRecord};
+use crate::error::Error;
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: pool::Pool,
+    writer: sessions::Writer,
+    /// This node's row in `probes`.
+    node: Uuid,
+}
+
+/// A tokio-postgres error as ours: unexpected, so `internal`, with the detail for the log.
+pub(super) fn db(e: tokio_postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(d) => Error::internal(format!("PostgreSQL: {}: {}", d.code().code(), d.message())),
+        None => Error::internal(format!("PostgreSQL: {e}")),
+    }
+}
+
+/// A violated unique constraint as the domain's refusal; anything else as [`db`].
+fn conflict(e: tokio_postgres::Error) -> Error {
+    let constraint = e
+        .as_db_error()
+        .filter(|d| *d.code() == SqlState::UNIQUE_VIOLATION)
+        .and_then(|d| d.constraint().map(str::to_owned));
+    match constraint.as_deref() {
+        Some("users_name_key") => Error::UsernameTaken,
+        Some("credentials_pkey") => Error::CredentialInUse,
+        _ => db(e),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::internal(format!("encode record: {e}")))
+}
+
+fn from_json<T: for<'de> serde::Deserialize<'de>>(text: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|e| Error::internal(format!("decode record: {e}")))
+}
+
+/// Unix seconds and milliseconds are stored as `bigint`.
+fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn uint(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn user_from(row: &tokio_postgres::Row) -> UserRecord {
+    UserRecord {
+        id: row.get(0),
+        name: row.get(1),
+        display_name: row.get(2),
+        created_at: uint(row.get(3)),
+        passkeys: u32::try_from(row.get::<_, i32>(4)).unwrap_or(0),
+    }
+}
+
+/// `url` without its password, for messages.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("…"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "the configured store.postgres_url".into(),
+    }
+}
+
+impl PgStore {
+    /// Whether `url` is a connection string tokio-postgres takes (checked at config time).
+    pub fn check_url(url: &str) -> Result<(), String> {
+        url.parse::<tokio_postgres::Config>()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Connects, migrates the schema, and starts the session writer, on the current runtime.
+    pub async fn connect(url: &str) -> Result<PgStore, Error> {
+        let config: tokio_postgres::Config = url.parse().map_err(db)?;
+        let runtime = tokio::runtime::Handle::current();
+        let mut client = pool::connect(&config, &runtime).await?;
+        schema::migrate(&mut client).await?;
+        drop(client);
+        let pool = pool::Pool::open(config, runtime).await?;
+        let writer = sessions::Writer::start(pool.config().clone(), pool.runtime().clone());
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                writer,
+                node: Uuid::new_v4(),
+            }),
+        })
+    }
+
+    async fn conn(&self) -> Result<Arc<pool::Conn>, Error> {
+        self.inner.pool.get().await
+    }
+
+    /// Waits until every session write queued before the call has committed. Other writes
+    /// have committed when they returned.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.inner.writer.flush().await
+    }
+
+    /// Commits of queued session writes so far.
+    pub fn flushes(&self) -> u64 {
+        self.inner.writer.commits()
+    }
+
+    pub fn flush_times(&self) -> crate::metrics::AtomicHistogram {
+        self.inner.writer.times()
+    }
+
+    /// `Ok` when the database takes a committed write (this node's probe row) and the queued
+    /// session writes go through.
+    pub async fn probe_write(&self, now_ms: u64) -> Result<(), Error> {
+        let conn = self.conn().await?;
+        conn.client
+            .execute(conn.st(pool::Q::probe), &[&self.inner.node, &int(now_ms)])
+            .await
+            .map_err(db)?;
+        self.flush().await
+    }
+
+    pub async fn user_count(&self) -> Result<usize, Error> {
+        let conn = self.conn().await?;
+        let row = conn
+            .client
+            .query_one(conn.st(pool::Q::user_count), &[])
+            .await
+            .map_err(db)?;
+        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    #[doc(hidden)]
+    pub async fn put_user_for_tests(&self, user: &UserRecord) -> Result<(), Error> {
+        let conn = self.conn().await?;
+        let passkeys = i32::try_from(user.passkeys).unwrap_or(i32::MAX);
+        conn.client
+            .execute(
+                conn.st(pool::Q::put_user),
+                &[
+                    &user.id,
+                    &user.name,
+                    &username_key(&user.name),
+                    &user.display_name,
+                    &int(user.created_at),
+                    &passkeys,
+                ],
+            )
+            .await
+            .map_err(conflict)?;
+        Ok(())
+    }
+}

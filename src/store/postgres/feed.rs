@@ -1,0 +1,207 @@
+//! The revocation feed: what every node of a cluster learns of sessions ended (or tokens
+//! replaced) on any node, from the `revocations` log (`migrations/0002_revocations.sql`).
+//!
+//! Invariants:
+//! - the log, not the notification, is the record: a node `LISTEN`s first and then reads the log
+//!   from the last sequence number it applied, on every notification, on every (re)connection and
+//!   once a second besides, so a notification lost while it was disconnected loses nothing;
+//! - [`Feed::confirmed`] is true only while the listening connection is up and its last read of
+//!   the log succeeded (within [`READ_TIMEOUT`]); the token table refuses every token while it is
+//!   false (fail closed), and `/readyz` says so;
+//! - the entries are applied in sequence order, each once per node.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::{AsyncMessage, NoTls};
+use uuid::Uuid;
+
+use super::{db, PgStore};
+use crate::error::Error;
+
+/// How long one read of the log may take before the node counts itself unconfirmed.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the log is read without a notification.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts to reconnect.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Log entries older than this are pruned (a node away longer reloads: see docs/cluster.md).
+const KEEP: &str = "1 day";
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    pub hash: [u8; 32],
+    pub session: Uuid,
+    /// The session ended; otherwise only this token was replaced (a refresh).
+    pub ended: bool,
+}
+
+/// A running feed. Cheap to clone.
+#[derive(Clone)]
+pub struct Feed {
+    confirmed: Arc<AtomicBool>,
+    applied: Arc<AtomicI64>,
+}
+
+impl Feed {
+    /// Whether this node currently knows every revocation committed so far (see the invariants).
+    pub fn confirmed(&self) -> bool {
+        self.confirmed.load(Ordering::Acquire)
+    }
+
+    /// The sequence number of the last entry applied.
+    pub fn applied(&self) -> i64 {
+        self.applied.load(Ordering::Acquire)
+    }
+}
+
+impl PgStore {
+    /// The newest entry's sequence number: a node that loads its sessions after reading it
+    /// follows the log from there.
+    pub async fn last_revocation(&self) -> Result<i64, Error> {
+        let conn = self.conn().await?;
+        let row = conn
+            .client
+            .query_one("SELECT coalesce(max(seq), 0) FROM revocations", &[])
+            .await
+            .map_err(db)?;
+        Ok(row.get(0))
+    }
+
+    /// Follows the log from `after` until `stop` turns true, handing each batch of entries to
+    /// `apply` in order.
+    pub fn follow_revocations(
+        &self,
+        after: i64,
+        apply: impl Fn(Vec<Revoked>) + Send + Sync + 'static,
+        stop: watch::Receiver<bool>,
+    ) -> Feed {
+        let feed = Feed {
+            confirmed: Arc::new(AtomicBool::new(false)),
+            applied: Arc::new(AtomicI64::new(after)),
+        };
+        let config = self.inner.pool.config().clone();
+        self.inner
+            .pool
+            .runtime()
+            .spawn(follow(config, feed.clone(), Arc::new(apply), stop));
+        feed
+    }
+}
+
+type Apply = Arc<dyn Fn(Vec<Revoked>) + Send + Sync>;
+
+async fn follow(
+    config: tokio_postgres::Config,
+    feed: Feed,
+    apply: Apply,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(20);
+    while !*stop.borrow() {
+        let outcome = tokio::select! {
+            outcome = listen(&config, &feed, &apply) => outcome,
+            _ = stop.changed() => return,
+        };
+        feed.confirmed.store(false, Ordering::Release);
+        if let Err(e) = outcome {
+            tracing::warn!(error = ?e, "revocation feed lost; refusing tokens until it is back");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// One connection's life: LISTEN, then read the log whenever told to, until it fails.
+async fn listen(config: &tokio_postgres::Config, feed: &Feed, apply: &Apply) -> Result<(), Error> {
+    let (client, mut connection) = config.connect(NoTls).await.map_err(db)?;
+    let (told, mut notified) = mpsc::unbounded_channel();
+    // Drives the connection (answers and notifications); ends, dropping `told`, when it does.
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    let _ = told.send(());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation feed connection ended");
+                    break;
+                }
+            }
+        }
+    });
+    let _abort = AbortOnDrop(driver);
+    client
+        .batch_execute("LISTEN wsauthn_revocations")
+        .await
+        .map_err(db)?;
+    let read = client
+        .prepare(
+            "SELECT seq, hash, session_id, ended FROM revocations WHERE seq > $1 \
+             ORDER BY seq LIMIT 10000",
+        )
+        .await
+        .map_err(db)?;
+    let _ = client
+        .execute(
+            &*format!("DELETE FROM revocations WHERE at < now() - interval '{KEEP}'"),
+            &[],
+        )
+        .await;
+    let mut every = tokio::time::interval(POLL_EVERY);
+    loop {
+        // Read until the log is exhausted; only then is this node confirmed.
+        loop {
+            let after = feed.applied();
+            let rows = tokio::time::timeout(READ_TIMEOUT, client.query(&read, &[&after]))
+                .await
+                .map_err(|_| Error::internal("reading the revocation log timed out"))?
+                .map_err(db)?;
+            let Some(last) = rows.last().map(|r| r.get::<_, i64>(0)) else {
+                break;
+            };
+            let batch = rows
+                .iter()
+                .filter_map(|row| {
+                    let hash: &[u8] = row.get(1);
+                    Some(Revoked {
+                        hash: hash.try_into().ok()?,
+                        session: row.get(2),
+                        ended: row.get(3),
+                    })
+                })
+                .collect();
+            // Marked before it is applied (see `TokenTable::prefetch`).
+            feed.applied.store(last, Ordering::Release);
+            apply(batch);
+        }
+        feed.confirmed.store(true, Ordering::Release);
+        tokio::select! {
+            told = notified.recv() => {
+                if told.is_none() {
+                    return Err(Error::internal("the listening connection closed"));
+                }
+                // Many notifications at once need one read.
+                while notified.try_recv().is_ok() {}
+            }
+            _ = every.tick() => {}
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,159 @@
+//! The token table on a store several nodes share (PostgreSQL, docs/cluster.md): this node's
+//! cache of the sessions in the store.
+//!
+//! Invariants:
+//! - a hit costs what it costs on one node; a token this node has not seen costs one indexed
+//!   query ([`TokenTable::prefetch`]) before the ordinary lookup, and is cached from then on;
+//! - sessions ended or refreshed on any node reach this one through the store's revocation feed
+//!   ([`TokenTable::follow`]): an ended session ends here too (its sockets close with 4401), a
+//!   replaced token leaves the cache while its session and sockets carry on;
+//! - while the feed is unconfirmed (its connection down), [`TokenTable::lookup`] refuses every
+//!   token, cached ones included: this node cannot know which were revoked meanwhile;
+//! - a session idle on this node leaves only this node's cache (another may be using it); the
+//!   store's last use, written at most once a minute per node and session, decides expiry.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::secret::{decode_hex_32, hash_token};
+use super::{Session, SessionSignal, TokenTable};
+use crate::events::{EndReason, Event};
+use crate::protocol::UserView;
+use crate::store::Revoked;
+
+impl TokenTable {
+    /// Whether tokens can be confirmed: always on one node; on a shared store, while the
+    /// revocation feed is up.
+    pub fn confirmed(&self) -> bool {
+        self.inner.feed.get().is_none_or(|feed| feed.confirmed())
+    }
+
+    /// Whether this table follows a shared store's revocation feed.
+    pub fn is_shared(&self) -> bool {
+        self.inner.feed.get().is_some()
+    }
+
+    /// Starts following the shared store's revocation log from `after` (read before the
+    /// sessions were loaded) until `stop`. Does nothing on a store of one node.
+    pub fn follow(&self, after: i64, stop: watch::Receiver<bool>) {
+        let Some(store) = self.inner.store.as_ref().and_then(|s| s.as_postgres()) else {
+            return;
+        };
+        let table = Arc::downgrade(&self.inner);
+        let feed = store.follow_revocations(
+            after,
+            move |batch| {
+                if let Some(inner) = table.upgrade() {
+                    TokenTable { inner }.apply(batch);
+                }
+            },
+            stop,
+        );
+        let _ = self.inner.feed.set(feed);
+    }
+
+    /// Applies entries of the revocation log made on any node (this one's included: those
+    /// find nothing left to do).
+    fn apply(&self, batch: Vec<Revoked>) {
+        for revoked in batch {
+            if revoked.ended {
+                self.end_here(&revoked.session, true);
+                continue;
+            }
+            // A refresh elsewhere: the old token goes; the session stays, and takes the new
+            // token's hash when that token is first shown here.
+            self.inner.by_hash.remove(&revoked.hash);
+        }
+    }
+
+    /// Ends a session another node ended, without touching the store (it is gone there); with
+    /// `announce` false it only leaves the cache (nothing is bound to it yet).
+    fn end_here(&self, session: &uuid::Uuid, announce: bool) {
+        let Some((_, s)) = self.inner.by_id.remove(session) else {
+            return;
+        };
+        let user = s.user.id;
+        if let Some(mut ids) = self.inner.by_user.get_mut(&user) {
+            ids.retain(|id| id != session);
+        }
+        self.inner.by_user.remove_if(&user, |_, ids| ids.is_empty());
+        self.inner.by_hash.remove(&s.hash());
+        if announce {
+            s.sockets.send_replace(SessionSignal::Ended);
+            self.inner.events.emit(Event::SessionEnded {
+                user,
+                session: s.id,
+                reason: EndReason::Revoked,
+            });
+        }
+    }
+
+    /// On a shared store, makes sure a token this node has not seen is in the cache if the
+    /// store has it (one query), so the [`TokenTable::lookup`] that follows decides. Does
+    /// nothing for a cached, malformed or (on one node) any token, or while unconfirmed.
+    pub async fn prefetch(&self, token: &str) {
+        let Some(store) = self.inner.store.as_ref().filter(|s| s.is_shared()) else {
+            return;
+        };
+        let Some(bytes) = decode_hex_32(token) else {
+            return;
+        };
+        let hash = hash_token(&bytes);
+        if self.inner.by_hash.contains_key(&hash) || !self.confirmed() {
+            return;
+        }
+        let (Some(pg), Some(feed)) = (store.as_postgres(), self.inner.feed.get()) else {
+            return;
+        };
+        // The feed marks entries applied before applying them: if the mark has not moved by the
+        // time the session is cached, any revocation the query missed is applied after the
+        // insert and finds it.
+        let seen = feed.applied();
+        let found = match pg.session_by_hash(&hash).await {
+            Ok(found) => found,
+            Err(e) => {
+                e.log("look a token up in the shared store");
+                return;
+            }
+        };
+        let Some((record, name, display_name)) = found else {
+            return;
+        };
+        let now = self.inner.clock.now_ms();
+        let idle = now.saturating_sub(record.last_used_ms) >= self.inner.idle_ms;
+        if now >= record.expires_ms || idle {
+            // Expired everywhere: out of the store, which tells every node.
+            if let Err(e) = store.remove_session(&hash) {
+                e.log("remove an expired session");
+            }
+            return;
+        }
+        if let Some(existing) = self.inner.by_id.get(&record.id).map(|s| s.value().clone()) {
+            // Refreshed on another node: the session this node knows takes the new token.
+            *existing.hash.lock().unwrap_or_else(|e| e.into_inner()) = hash;
+            existing
+                .expires_ms
+                .fetch_max(record.expires_ms, Ordering::Relaxed);
+            existing.sockets.send_replace(SessionSignal::Live {
+                expires_ms: existing.expires_ms.load(Ordering::Relaxed),
+            });
+            self.inner.by_hash.insert(hash, existing);
+            return;
+        }
+        let user = Arc::new(UserView {
+            id: record.user_id,
+            name,
+            display_name,
+        });
+        let session = Arc::new(Session::from_record(hash, record, user));
+        self.inner.by_hash.insert(hash, session.clone());
+        self.inner.by_id.insert(session.id, session.clone());
+        self.index(&session);
+        if feed.applied() != seen || !self.confirmed() {
+            // The feed moved meanwhile: perhaps past this session. The next use asks again.
+            self.end_here(&session.id, false);
+        }
+    }
+}
