@@ -141,9 +141,8 @@ pub async fn user_by_name(state: &AppState, name: &str) -> Result<UserDetail, Er
 /// Ends every session of the user `id`, closing all their sockets with 4401; durable when it
 /// returns.
 pub async fn revoke_user(state: &AppState, id: &Uuid) -> Result<Revoked, Error> {
-    if state.store.user(id).await?.is_none() {
-        return Err(NO_SUCH_USER);
-    }
+    let user = state.store.user(id).await?.ok_or(NO_SUCH_USER)?;
+    state.tokens.prefetch_user(&user.view()).await;
     let revoked = state.tokens.revoke_user(id)?;
     state.store.flush().await?;
     tracing::info!(target: "audit", event = "admin.user_revoked", user = %id, sessions = revoked);

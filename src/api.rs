@@ -288,8 +288,9 @@ pub async fn passkey_delete(
     })
 }
 
-pub fn sessions_list(state: &AppState, caller: &Caller) -> Result<SessionList, Error> {
+pub async fn sessions_list(state: &AppState, caller: &Caller) -> Result<SessionList, Error> {
     let user = caller.user()?;
+    state.tokens.prefetch_user(user).await;
     Ok(SessionList {
         sessions: state.tokens.sessions_of(&user.id, caller.session.as_ref()),
     })
@@ -302,6 +303,7 @@ pub async fn session_revoke(
     session: &Uuid,
 ) -> Result<Revoked, Error> {
     let user = caller.user()?;
+    state.tokens.prefetch_user(user).await;
     let theirs = state
         .tokens
         .sessions_of(&user.id, None)
@@ -324,6 +326,7 @@ pub async fn session_revoke(
 pub async fn sessions_revoke_others(state: &AppState, caller: &Caller) -> Result<Revoked, Error> {
     let user = caller.user()?;
     let keep = caller.session.unwrap_or_else(Uuid::nil);
+    state.tokens.prefetch_user(user).await;
     let revoked = state.tokens.revoke_others(&user.id, &keep)?;
     state.store.flush().await?;
     Ok(Revoked { revoked })

@@ -28,6 +28,8 @@ use crate::store::Store;
 
 /// How often expired tokens and ceremonies are swept from memory.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// How long a node on a shared store waits at start for its revocation feed to come up.
+const FEED_PATIENCE: Duration = Duration::from_secs(10);
 /// How long [`Wsauthn::serve`] waits, after the workers stop, for the last handles to the store
 /// to drop.
 pub const RELEASE_WAIT: Duration = Duration::from_secs(5);
@@ -84,6 +86,14 @@ impl WsauthnBuilder {
             .validate()
             .map_err(|e| StartError::Setup(e.to_string()))?;
         let store = Store::open_config(&config).await?;
+        // On a shared store, the revocation log is followed from before the sessions are read.
+        let after =
+            match store.as_postgres() {
+                Some(pg) => Some(pg.last_revocation().await.map_err(|e| {
+                    StartError::Setup(format!("reading the revocation log: {e:?}"))
+                })?),
+                None => None,
+            };
         let state = AppState::new(
             config,
             store,
@@ -98,6 +108,16 @@ impl WsauthnBuilder {
             .await
             .map_err(|e| StartError::Setup(format!("loading sessions: {e:?}")))?;
         tracing::info!(sessions, "sessions loaded");
+        if let Some(after) = after {
+            let feed = state.tokens.follow(after, state.shutdown_signal());
+            let confirmed = match feed {
+                Some(feed) => feed.wait_confirmed(FEED_PATIENCE).await,
+                None => false,
+            };
+            if !confirmed {
+                tracing::warn!("the revocation feed is not up yet: tokens are refused until it is");
+            }
+        }
         runtime.spawn(sweep_while_alive(
             state.downgrade(),
             state.shutdown_signal(),

@@ -22,6 +22,8 @@ pub enum NotReady {
     ShuttingDown,
     /// The probe's write or flush failed; the detail is for the log.
     StoreNotWritable(String),
+    /// On a shared store: the revocation feed is down, so every token is refused (fail closed).
+    RevocationsUnconfirmed,
 }
 
 impl NotReady {
@@ -30,6 +32,7 @@ impl NotReady {
         match self {
             NotReady::ShuttingDown => "shutting_down",
             NotReady::StoreNotWritable(_) => "store_not_writable",
+            NotReady::RevocationsUnconfirmed => "revocations_unconfirmed",
         }
     }
 
@@ -38,6 +41,9 @@ impl NotReady {
         match self {
             NotReady::ShuttingDown => "The server is shutting down.",
             NotReady::StoreNotWritable(_) => "The data directory does not take writes.",
+            NotReady::RevocationsUnconfirmed => {
+                "This node cannot confirm revocations from the database; it refuses tokens."
+            }
         }
     }
 }

@@ -173,6 +173,7 @@ impl Ceremonies {
             false,
             meta,
         )
+        .await
     }
 }
 

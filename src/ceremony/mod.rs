@@ -146,8 +146,10 @@ impl Ceremonies {
     /// Opens the session a successful ceremony grants: with a token when one was asked for;
     /// socket-only on a socket that asked for none (every signed-in socket has a session that
     /// is listed, expires and can be revoked); none over HTTP without a token, or when a socket
-    /// added a passkey to the account it is signed in as (it keeps its session).
-    fn signed_in(
+    /// added a passkey to the account it is signed in as (it keeps its session). On a store
+    /// several nodes share, a token is handed out only once its session has committed, so it
+    /// works on every node at once.
+    async fn signed_in(
         &self,
         user: UserRecord,
         credential_id: &str,
@@ -163,6 +165,9 @@ impl Ceremonies {
         let tokens = &self.inner.tokens;
         let session = if want_token {
             let (token, info) = tokens.issue(Arc::new(user.view()), meta)?;
+            if self.store().is_shared() {
+                self.store().flush().await?;
+            }
             Some((Some(token), info))
         } else if via == Transport::WebSocket && !keeps_session {
             Some((None, tokens.issue_for_socket(Arc::new(user.view()), meta)?))

@@ -199,7 +199,9 @@ impl Ceremonies {
         let credential_id = crate::b64url(record.passkey.cred_id());
         let want_token = token || token_at_begin;
         Ok(Registered {
-            signed_in: self.signed_in(user, &credential_id, want_token, via, existing, meta)?,
+            signed_in: self
+                .signed_in(user, &credential_id, want_token, via, existing, meta)
+                .await?,
             credential_id,
             new_account: !existing,
         })

@@ -119,7 +119,9 @@ pub struct IntrospectForm {
 
 /// `POST /introspect`.
 pub async fn introspect(state: web::Data<AppState>, form: web::Form<IntrospectForm>) -> Reply {
-    ok(admin::introspect(&state, form.token.trim()))
+    let token = form.token.trim();
+    state.tokens.prefetch(token).await;
+    ok(admin::introspect(&state, token))
 }
 
 fn user_id(raw: &str) -> Result<Uuid, Error> {

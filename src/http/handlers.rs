@@ -44,6 +44,10 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let answer = match state.is_shutting_down() {
         true => Err(crate::readiness::NotReady::ShuttingDown),
+        // A node of a cluster that cannot confirm tokens refuses them all: not ready either.
+        false if !state.tokens.confirmed() => {
+            Err(crate::readiness::NotReady::RevocationsUnconfirmed)
+        }
         false => {
             let dir = &state.config.server.data_dir;
             state
@@ -174,7 +178,7 @@ pub async fn passkey_delete(
 }
 
 pub async fn sessions_list(req: HttpRequest, state: web::Data<AppState>) -> Reply {
-    ok(api::sessions_list(&state, &caller(&req, &state)?)?)
+    ok(api::sessions_list(&state, &caller(&req, &state)?).await?)
 }
 
 pub async fn session_revoke(

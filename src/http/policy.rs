@@ -4,6 +4,8 @@
 //! [`authorize`] looks the path's policy up, validates `Authorization: Bearer`, and runs the
 //! unauthorized hook when that fails; [`TokenPolicy`], the middleware, leaves its
 //! [`RequestAuth`] in the request's extensions for handlers, extractors and sockets to read.
+//! On a store several nodes share, a token this node has not cached is first looked up in the
+//! store (one query, `TokenTable::prefetch`); that request alone takes a boxed future.
 //! Invariant: the middleware fails closed: without wsauthn's state mounted (`Wsauthn::configure`)
 //! it refuses every request rather than letting protected paths through unchecked.
 
@@ -15,7 +17,7 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpResponse};
-use futures_util::future::{Either, Map};
+use futures_util::future::{Either, LocalBoxFuture, Map};
 use futures_util::FutureExt;
 use serde_json::json;
 
@@ -84,8 +86,8 @@ pub struct TokenPolicy;
 
 impl<S, B> Transform<S, ServiceRequest> for TokenPolicy
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
@@ -94,50 +96,87 @@ where
     type Future = Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(TokenPolicyService { service }))
+        ready(Ok(TokenPolicyService {
+            service: std::rc::Rc::new(service),
+        }))
     }
 }
 
 /// [`TokenPolicy`] around one service.
 pub struct TokenPolicyService<S> {
-    service: S,
+    service: std::rc::Rc<S>,
 }
 
 type Passed<B> = Result<ServiceResponse<B>, actix_web::Error>;
 type Answered<B> = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
 
+/// The policy's decision on `req` (see [`authorize`]).
+fn decide(req: &ServiceRequest) -> Result<Option<RequestAuth>, Box<HttpResponse>> {
+    match req.app_data::<web::Data<AppState>>() {
+        Some(state) => {
+            let websocket = is_websocket_upgrade(req);
+            let peer = super::client_ip(req.request());
+            authorize(state, req.path(), req.headers(), peer, websocket)
+        }
+        None => Err(Box::new(crate::ws::not_mounted())),
+    }
+}
+
 impl<S, B> Service<ServiceRequest> for TokenPolicyService<S>
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = Either<Map<S::Future, fn(Passed<B>) -> Answered<B>>, Ready<Answered<B>>>;
+    type Future = Either<
+        Either<Map<S::Future, fn(Passed<B>) -> Answered<B>>, Ready<Answered<B>>>,
+        LocalBoxFuture<'static, Answered<B>>,
+    >;
 
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let decision = match req.app_data::<web::Data<AppState>>() {
-            Some(state) => {
-                let websocket = is_websocket_upgrade(&req);
-                let peer = super::client_ip(req.request());
-                authorize(state, req.path(), req.headers(), peer, websocket)
-            }
-            None => Err(Box::new(crate::ws::not_mounted())),
-        };
-        match decision {
-            Ok(auth) => {
-                if let Some(auth) = auth {
-                    req.extensions_mut().insert(auth);
+        let state = req.app_data::<web::Data<AppState>>();
+        let unseen = state.and_then(|state| {
+            let token = bearer_token(req.headers())?;
+            state
+                .tokens
+                .needs_prefetch(token)
+                .then(|| (state.clone(), token.to_owned()))
+        });
+        if let Some((state, token)) = unseen {
+            let service = self.service.clone();
+            return Either::Right(Box::pin(async move {
+                state.tokens.prefetch(&token).await;
+                match answer(&service, req) {
+                    Either::Left(call) => call.await,
+                    Either::Right(refused) => refused.await,
                 }
-                let passed: fn(Passed<B>) -> Answered<B> =
-                    |res| res.map(ServiceResponse::map_into_left_body);
-                Either::Left(self.service.call(req).map(passed))
-            }
-            Err(refused) => {
-                Either::Right(ready(Ok(req.into_response(*refused).map_into_right_body())))
-            }
+            }));
         }
+        Either::Left(answer(&self.service, req))
+    }
+}
+
+/// Passes the request on, or answers it, as [`decide`] says.
+fn answer<S, B>(
+    service: &S,
+    req: ServiceRequest,
+) -> Either<Map<S::Future, fn(Passed<B>) -> Answered<B>>, Ready<Answered<B>>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    match decide(&req) {
+        Ok(auth) => {
+            if let Some(auth) = auth {
+                req.extensions_mut().insert(auth);
+            }
+            let passed: fn(Passed<B>) -> Answered<B> =
+                |res| res.map(ServiceResponse::map_into_left_body);
+            Either::Left(service.call(req).map(passed))
+        }
+        Err(refused) => Either::Right(ready(Ok(req.into_response(*refused).map_into_right_body()))),
     }
 }

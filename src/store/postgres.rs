@@ -128,6 +128,12 @@ impl PgStore {
         })
     }
 
+    /// This node's id: its probe row, and its revocation feed's `application_name`
+    /// (`wsauthn-feed-<id>`).
+    pub fn node(&self) -> Uuid {
+        self.inner.node
+    }
+
     async fn conn(&self) -> Result<Arc<pool::Conn>, Error> {
         self.inner.pool.get().await
     }

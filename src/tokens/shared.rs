@@ -21,7 +21,7 @@ use super::secret::{decode_hex_32, hash_token};
 use super::{Session, SessionSignal, TokenTable};
 use crate::events::{EndReason, Event};
 use crate::protocol::UserView;
-use crate::store::Revoked;
+use crate::store::{Revoked, SessionRecord};
 
 impl TokenTable {
     /// Whether tokens can be confirmed: always on one node; on a shared store, while the
@@ -37,10 +37,8 @@ impl TokenTable {
 
     /// Starts following the shared store's revocation log from `after` (read before the
     /// sessions were loaded) until `stop`. Does nothing on a store of one node.
-    pub fn follow(&self, after: i64, stop: watch::Receiver<bool>) {
-        let Some(store) = self.inner.store.as_ref().and_then(|s| s.as_postgres()) else {
-            return;
-        };
+    pub fn follow(&self, after: i64, stop: watch::Receiver<bool>) -> Option<crate::store::Feed> {
+        let store = self.inner.store.as_ref().and_then(|s| s.as_postgres())?;
         let table = Arc::downgrade(&self.inner);
         let feed = store.follow_revocations(
             after,
@@ -51,7 +49,8 @@ impl TokenTable {
             },
             stop,
         );
-        let _ = self.inner.feed.set(feed);
+        let _ = self.inner.feed.set(feed.clone());
+        Some(feed)
     }
 
     /// Applies entries of the revocation log made on any node (this one's included: those
@@ -88,6 +87,16 @@ impl TokenTable {
                 reason: EndReason::Revoked,
             });
         }
+    }
+
+    /// Whether [`TokenTable::prefetch`] would ask the store about `token`: a shared store, a
+    /// well-formed token this node has not cached, and a confirmed feed.
+    pub fn needs_prefetch(&self, token: &str) -> bool {
+        if !self.is_shared() || !self.confirmed() {
+            return false;
+        }
+        decode_hex_32(token)
+            .is_some_and(|bytes| !self.inner.by_hash.contains_key(&hash_token(&bytes)))
     }
 
     /// On a shared store, makes sure a token this node has not seen is in the cache if the
@@ -130,9 +139,29 @@ impl TokenTable {
             }
             return;
         }
+        let user = Arc::new(UserView {
+            id: record.user_id,
+            name,
+            display_name,
+        });
+        let id = record.id;
+        if self.adopt(hash, record, user) && (feed.applied() != seen || !self.confirmed()) {
+            // The feed moved meanwhile: perhaps past this session. The next use asks again.
+            self.end_here(&id, false);
+        }
+    }
+
+    /// Caches a session of the store under `hash`; false when this node knew it already (a
+    /// refresh elsewhere: the known session takes the new token).
+    fn adopt(&self, hash: super::TokenHash, record: SessionRecord, user: Arc<UserView>) -> bool {
         if let Some(existing) = self.inner.by_id.get(&record.id).map(|s| s.value().clone()) {
-            // Refreshed on another node: the session this node knows takes the new token.
-            *existing.hash.lock().unwrap_or_else(|e| e.into_inner()) = hash;
+            let old = std::mem::replace(
+                &mut *existing.hash.lock().unwrap_or_else(|e| e.into_inner()),
+                hash,
+            );
+            if old != hash {
+                self.inner.by_hash.remove(&old);
+            }
             existing
                 .expires_ms
                 .fetch_max(record.expires_ms, Ordering::Relaxed);
@@ -140,20 +169,47 @@ impl TokenTable {
                 expires_ms: existing.expires_ms.load(Ordering::Relaxed),
             });
             self.inner.by_hash.insert(hash, existing);
-            return;
+            return false;
         }
-        let user = Arc::new(UserView {
-            id: record.user_id,
-            name,
-            display_name,
-        });
         let session = Arc::new(Session::from_record(hash, record, user));
         self.inner.by_hash.insert(hash, session.clone());
         self.inner.by_id.insert(session.id, session.clone());
         self.index(&session);
+        true
+    }
+
+    /// On a shared store, caches every live session of `user` the store has, so listing and
+    /// revoking them here sees those opened on other nodes.
+    pub async fn prefetch_user(&self, user: &UserView) {
+        let Some(pg) = self.inner.store.as_ref().and_then(|s| s.as_postgres()) else {
+            return;
+        };
+        let Some(feed) = self.inner.feed.get() else {
+            return;
+        };
+        let seen = feed.applied();
+        let sessions = match pg.sessions_of(&user.id).await {
+            Ok(sessions) => sessions,
+            Err(e) => {
+                e.log("list a user's sessions in the shared store");
+                return;
+            }
+        };
+        let now = self.inner.clock.now_ms();
+        let view = Arc::new(user.clone());
+        let mut adopted = Vec::new();
+        for (hash, record) in sessions {
+            if now < record.expires_ms && self.inner.by_hash.get(&hash).is_none() {
+                let id = record.id;
+                if self.adopt(hash, record, view.clone()) {
+                    adopted.push(id);
+                }
+            }
+        }
         if feed.applied() != seen || !self.confirmed() {
-            // The feed moved meanwhile: perhaps past this session. The next use asks again.
-            self.end_here(&session.id, false);
+            for id in &adopted {
+                self.end_here(id, false);
+            }
         }
     }
 }

@@ -62,6 +62,7 @@ pub async fn auth(
     id: Option<&MsgId>,
     token: &str,
 ) -> Result<(String, Revocation), Error> {
+    state.tokens.prefetch(token).await;
     let info = state
         .tokens
         .lookup(token)

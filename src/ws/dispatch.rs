@@ -220,7 +220,7 @@ async fn handle(
             let watch = match ctx.recovery.take() {
                 Some(grant) => {
                     let token = grant.token || req.token;
-                    super::recovery::recovered(ctx, state, &mut result, &signed_in, token)?
+                    super::recovery::recovered(ctx, state, &mut result, &signed_in, token).await?
                 }
                 None => sign_in(ctx, state, signed_in),
             };
@@ -277,10 +277,9 @@ async fn handle(
         ClientMsg::PasskeysDelete(req) => reply(ServerMsg::PasskeysDeleteResult(
             api::passkey_delete(state, &ctx.caller, &req).await?,
         )),
-        ClientMsg::SessionsList {} => reply(ServerMsg::SessionsListResult(api::sessions_list(
-            state,
-            &ctx.caller,
-        )?)),
+        ClientMsg::SessionsList {} => reply(ServerMsg::SessionsListResult(
+            api::sessions_list(state, &ctx.caller).await?,
+        )),
         ClientMsg::SessionsRevoke(req) => reply(ServerMsg::SessionsRevokeResult(
             api::session_revoke(state, &ctx.caller, &req.session_id).await?,
         )),

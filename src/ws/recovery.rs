@@ -101,7 +101,7 @@ pub(super) fn allows(ctx: &mut SocketCtx, state: &AppState, msg: &ClientMsg) -> 
 
 /// A recovery session added a passkey: the socket leaves it for an ordinary session opened by
 /// the new passkey, with a token when one was asked for.
-pub(super) fn recovered(
+pub(super) async fn recovered(
     ctx: &mut SocketCtx,
     state: &AppState,
     result: &mut protocol::RegisterResult,
@@ -115,6 +115,9 @@ pub(super) fn recovered(
     let user = Arc::new(signed_in.user.view());
     let info = if want_token {
         let (token, info) = state.tokens.issue(user, meta)?;
+        if state.store.is_shared() {
+            state.store.flush().await?;
+        }
         result.authentication = Some(protocol::Authentication {
             token,
             expires_at: info.expires_at,

@@ -8,6 +8,7 @@ mod binary;
 mod browser;
 mod ceremonies;
 mod close;
+mod cluster;
 mod config_cli;
 mod cors;
 mod crash;

@@ -45,12 +45,35 @@ pub struct Revoked {
 pub struct Feed {
     confirmed: Arc<AtomicBool>,
     applied: Arc<AtomicI64>,
+    /// Woken each time the feed becomes confirmed.
+    became_confirmed: Arc<tokio::sync::Notify>,
 }
 
 impl Feed {
     /// Whether this node currently knows every revocation committed so far (see the invariants).
     pub fn confirmed(&self) -> bool {
         self.confirmed.load(Ordering::Acquire)
+    }
+
+    /// Waits until the feed is confirmed, at most `patience`; returns whether it is.
+    pub async fn wait_confirmed(&self, patience: Duration) -> bool {
+        let wait = async {
+            loop {
+                let woken = self.became_confirmed.notified();
+                if self.confirmed() {
+                    return;
+                }
+                woken.await;
+            }
+        };
+        tokio::time::timeout(patience, wait).await.is_ok()
+    }
+
+    fn set_confirmed(&self, confirmed: bool) {
+        let was = self.confirmed.swap(confirmed, Ordering::AcqRel);
+        if confirmed && !was {
+            self.became_confirmed.notify_waiters();
+        }
     }
 
     /// The sequence number of the last entry applied.
@@ -83,8 +106,11 @@ impl PgStore {
         let feed = Feed {
             confirmed: Arc::new(AtomicBool::new(false)),
             applied: Arc::new(AtomicI64::new(after)),
+            became_confirmed: Arc::new(tokio::sync::Notify::new()),
         };
-        let config = self.inner.pool.config().clone();
+        let mut config = self.inner.pool.config().clone();
+        // Named, so an operator (or a test) can find this node's listener in pg_stat_activity.
+        config.application_name(&format!("wsauthn-feed-{}", self.inner.node));
         self.inner
             .pool
             .runtime()
@@ -107,7 +133,7 @@ async fn follow(
             outcome = listen(&config, &feed, &apply) => outcome,
             _ = stop.changed() => return,
         };
-        feed.confirmed.store(false, Ordering::Release);
+        feed.set_confirmed(false);
         if let Err(e) = outcome {
             tracing::warn!(error = ?e, "revocation feed lost; refusing tokens until it is back");
         }
@@ -184,7 +210,7 @@ async fn listen(config: &tokio_postgres::Config, feed: &Feed, apply: &Apply) -> 
             feed.applied.store(last, Ordering::Release);
             apply(batch);
         }
-        feed.confirmed.store(true, Ordering::Release);
+        feed.set_confirmed(true);
         tokio::select! {
             told = notified.recv() => {
                 if told.is_none() {

@@ -242,6 +242,15 @@ async fn commit(
     tx.commit().await.map_err(db)
 }
 
+/// A row of (hash, record).
+fn session_row(row: &tokio_postgres::Row) -> Result<([u8; 32], SessionRecord), Error> {
+    let hash: &[u8] = row.get(0);
+    let hash: [u8; 32] = hash
+        .try_into()
+        .map_err(|_| Error::internal("session key is not 32 bytes"))?;
+    Ok((hash, from_json(row.get(1))?))
+}
+
 impl PgStore {
     pub fn put_session(&self, hash: &[u8; 32], record: &SessionRecord) -> Result<(), Error> {
         self.inner.writer.send(Write::Put {
@@ -283,6 +292,13 @@ impl PgStore {
             .transpose()
     }
 
+    /// The committed sessions of `user`.
+    pub async fn sessions_of(&self, user: &Uuid) -> Result<Vec<([u8; 32], SessionRecord)>, Error> {
+        let conn = self.conn().await?;
+        let rows = conn.client.query(conn.st(Q::sessions_of), &[user]).await;
+        rows.map_err(db)?.iter().map(session_row).collect()
+    }
+
     pub async fn sessions(&self) -> Result<Vec<([u8; 32], SessionRecord)>, Error> {
         let conn = self.conn().await?;
         let rows = conn
@@ -290,15 +306,7 @@ impl PgStore {
             .query(conn.st(Q::sessions), &[])
             .await
             .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                let hash: &[u8] = row.get(0);
-                let hash: [u8; 32] = hash
-                    .try_into()
-                    .map_err(|_| Error::internal("session key is not 32 bytes"))?;
-                Ok((hash, from_json(row.get(1))?))
-            })
-            .collect()
+        rows.iter().map(session_row).collect()
     }
 
     pub async fn remove_sessions_of(&self, user: &Uuid) -> Result<usize, Error> {
