@@ -9,6 +9,7 @@ mod browser;
 mod ceremonies;
 mod close;
 mod cluster;
+mod cluster_faults;
 mod config_cli;
 mod cors;
 mod crash;

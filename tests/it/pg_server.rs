@@ -50,6 +50,18 @@ pub async fn database_or_skip(what: &str) -> Option<String> {
     }
 }
 
+/// A server of the caller's own (a test that restarts it must not disturb the others); stopped
+/// when dropped.
+pub fn start_private() -> Result<TestPostgres, String> {
+    start()
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// A database name unique in this server.
 pub fn fresh_name() -> String {
     format!("t_{}", uuid::Uuid::new_v4().simple())
