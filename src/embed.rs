@@ -108,6 +108,13 @@ impl WsauthnBuilder {
             .await
             .map_err(|e| StartError::Setup(format!("loading sessions: {e:?}")))?;
         tracing::info!(sessions, "sessions loaded");
+        if let Some(pg) = state.store.as_postgres() {
+            let pg_out = pg.clone();
+            pg.on_chat(Box::new(state.chat.deliverer()));
+            state
+                .chat
+                .relay_to(Box::new(move |frame| pg_out.relay_chat(frame)));
+        }
         if let Some(after) = after {
             let feed = state.tokens.follow(after, state.shutdown_signal());
             let confirmed = match feed {

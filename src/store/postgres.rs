@@ -39,6 +39,10 @@ struct Inner {
     writer: sessions::Writer,
     /// This node's row in `probes`.
     node: Uuid,
+    /// Chat messages for the other nodes, in order (see [`PgStore::relay_chat`]).
+    chat_out: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Where chat messages from other nodes go.
+    chat_in: std::sync::OnceLock<Box<dyn Fn(&str) + Send + Sync>>,
 }
 
 /// A tokio-postgres error as ours: unexpected, so `internal`, with the detail for the log.
@@ -119,13 +123,37 @@ impl PgStore {
         drop(client);
         let pool = pool::Pool::open(config, runtime).await?;
         let writer = sessions::Writer::start(pool.config().clone(), pool.runtime().clone());
-        Ok(PgStore {
+        let (chat_out, queue) = tokio::sync::mpsc::unbounded_channel();
+        let store = PgStore {
             inner: Arc::new(Inner {
                 pool,
                 writer,
                 node: Uuid::new_v4(),
+                chat_out,
+                chat_in: std::sync::OnceLock::new(),
             }),
-        })
+        };
+        let relay = Arc::downgrade(&store.inner);
+        store
+            .inner
+            .pool
+            .runtime()
+            .spawn(feed::send_chat(relay, queue));
+        Ok(store)
+    }
+
+    /// Relays a chat frame of this node's to the other nodes (`NOTIFY wsauthn_chat`, sent in
+    /// order; one too long for a notification is dropped with a warning).
+    pub fn relay_chat(&self, frame: &str) {
+        let _ = self
+            .inner
+            .chat_out
+            .send(format!("{} {frame}", self.inner.node));
+    }
+
+    /// Hands chat frames other nodes relayed to `deliver` (set once, at start).
+    pub fn on_chat(&self, deliver: Box<dyn Fn(&str) + Send + Sync>) {
+        let _ = self.inner.chat_in.set(deliver);
     }
 
     /// This node's id: its probe row, and its revocation feed's `application_name`

@@ -104,7 +104,11 @@ async fn a_node_cut_off_from_the_database_refuses_every_token_then_closes_what_w
     let (revoked, _, mut ws_p) = signed_up(&a, &mut kp, "pat").await;
     let (kept, _, _ws_q) = signed_up(&a, &mut kq, "quinn").await;
     let mut doomed = echo_signed_in(&b, &revoked).await;
-    assert_eq!(b.get("/api/me", Some(&kept)).await.0, 200, "cached on b now");
+    assert_eq!(
+        b.get("/api/me", Some(&kept)).await.0,
+        200,
+        "cached on b now"
+    );
 
     relay.cut();
     assert_eq!(ready_becomes(&b, 503).await, "revocations_unconfirmed");
@@ -113,7 +117,11 @@ async fn a_node_cut_off_from_the_database_refuses_every_token_then_closes_what_w
         401,
         "fail closed: a cached token is refused while b cannot confirm it"
     );
-    assert_eq!(a.get("/api/me", Some(&kept)).await.0, 200, "a is unaffected");
+    assert_eq!(
+        a.get("/api/me", Some(&kept)).await.0,
+        200,
+        "a is unaffected"
+    );
     // Revoked while b is cut off.
     let out = ws_p.request(json!({"type":"logout","id":9})).await;
     assert_eq!(out["type"], "logout.result", "{out}");
@@ -149,7 +157,10 @@ async fn after_a_postgresql_restart_every_node_confirms_tokens_again_and_follows
     ready_becomes(&b, 200).await;
     assert_eq!(b.get("/api/me", Some(&token)).await.0, 200);
     let ping = on_b.request(json!({"type":"ping","id":1})).await;
-    assert_ne!(ping["type"], "error", "the socket outlived the restart: {ping}");
+    assert_ne!(
+        ping["type"], "error",
+        "the socket outlived the restart: {ping}"
+    );
     // The pool's connections died with the server; the next statements reconnect.
     let mut out = ws.request(json!({"type":"logout","id":9})).await;
     if out["type"] != "logout.result" {
@@ -176,10 +187,16 @@ async fn a_node_killed_with_kill_9_loses_nothing_and_another_signs_its_users_in(
     let mut ws = ws_at(doomed.addr, "/ws").await;
     let result = register(&mut ws, &mut key, "sam", true).await;
     assert_eq!(result["verified"], "ok", "{result}");
-    let token = result["authentication"]["token"].as_str().unwrap().to_owned();
+    let token = result["authentication"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     doomed.kill();
     let (status, me) = crate::persistence::http_at(other.addr, "GET", "/api/me", &token).await;
     assert_eq!((status, me["user"]["name"].as_str()), (200, Some("sam")));
     let mut ws = ws_at(other.addr, "/ws").await;
-    assert_eq!(login(&mut ws, &mut key, Some("sam"), false).await["verified"], "ok");
+    assert_eq!(
+        login(&mut ws, &mut key, Some("sam"), false).await["verified"],
+        "ok"
+    );
 }

@@ -111,26 +111,85 @@ impl PgStore {
         let mut config = self.inner.pool.config().clone();
         // Named, so an operator (or a test) can find this node's listener in pg_stat_activity.
         config.application_name(&format!("wsauthn-feed-{}", self.inner.node));
+        let chat = Chat {
+            node: self.inner.node.to_string(),
+            store: Arc::downgrade(&self.inner),
+        };
         self.inner
             .pool
             .runtime()
-            .spawn(follow(config, feed.clone(), Arc::new(apply), stop));
+            .spawn(follow(config, feed.clone(), Arc::new(apply), chat, stop));
         feed
     }
 }
 
 type Apply = Arc<dyn Fn(Vec<Revoked>) + Send + Sync>;
 
+/// Where relayed chat frames go: the store's `chat_in`, for frames of other nodes.
+#[derive(Clone)]
+struct Chat {
+    node: String,
+    store: std::sync::Weak<super::Inner>,
+}
+
+impl Chat {
+    fn received(&self, payload: &str) {
+        let Some((from, frame)) = payload.split_once(' ') else {
+            return;
+        };
+        if from == self.node {
+            return;
+        }
+        if let Some(store) = self.store.upgrade() {
+            if let Some(deliver) = store.chat_in.get() {
+                deliver(frame);
+            }
+        }
+    }
+}
+
+/// Sends this node's chat frames, in order, until the store is gone.
+pub(super) async fn send_chat(
+    store: std::sync::Weak<super::Inner>,
+    mut queue: mpsc::UnboundedReceiver<String>,
+) {
+    while let Some(payload) = queue.recv().await {
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        // NOTIFY's payload limit is 8000 bytes.
+        if payload.len() >= 8000 {
+            tracing::warn!(
+                bytes = payload.len(),
+                "a chat message too long to relay to other nodes"
+            );
+            continue;
+        }
+        let sent = match inner.pool.get().await {
+            Ok(conn) => conn
+                .client
+                .execute("SELECT pg_notify('wsauthn_chat', $1)", &[&payload])
+                .await
+                .map_err(db),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            e.log("relay a chat message to other nodes");
+        }
+    }
+}
+
 async fn follow(
     config: tokio_postgres::Config,
     feed: Feed,
     apply: Apply,
+    chat: Chat,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(20);
     while !*stop.borrow() {
         let outcome = tokio::select! {
-            outcome = listen(&config, &feed, &apply) => outcome,
+            outcome = listen(&config, &feed, &apply, &chat) => outcome,
             _ = stop.changed() => return,
         };
         feed.set_confirmed(false);
@@ -146,14 +205,23 @@ async fn follow(
 }
 
 /// One connection's life: LISTEN, then read the log whenever told to, until it fails.
-async fn listen(config: &tokio_postgres::Config, feed: &Feed, apply: &Apply) -> Result<(), Error> {
+async fn listen(
+    config: &tokio_postgres::Config,
+    feed: &Feed,
+    apply: &Apply,
+    chat: &Chat,
+) -> Result<(), Error> {
     let (client, mut connection) = config.connect(NoTls).await.map_err(db)?;
     let (told, mut notified) = mpsc::unbounded_channel();
+    let chat = chat.clone();
     // Drives the connection (answers and notifications); ends, dropping `told`, when it does.
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
+                Ok(AsyncMessage::Notification(n)) if n.channel() == "wsauthn_chat" => {
+                    chat.received(n.payload());
+                }
                 Ok(AsyncMessage::Notification(_)) => {
                     let _ = told.send(());
                 }
@@ -167,7 +235,7 @@ async fn listen(config: &tokio_postgres::Config, feed: &Feed, apply: &Apply) -> 
     });
     let _abort = AbortOnDrop(driver);
     client
-        .batch_execute("LISTEN wsauthn_revocations")
+        .batch_execute("LISTEN wsauthn_revocations; LISTEN wsauthn_chat")
         .await
         .map_err(db)?;
     let read = client
