@@ -12,6 +12,9 @@ wsauthn: passkey (WebAuthn) authentication server for real-time applications
 
 Usage: wsauthn [--config PATH] [--check-config]
        wsauthn bench [OPTIONS]     load-test a server (wsauthn bench --help)
+       wsauthn migrate --from sled --to postgres [--config PATH]
+                                   copy server.data_dir's sled store into the (empty)
+                                   PostgreSQL database at store.postgres_url, and count it
 
 Options:
   --config PATH    TOML file whose keys override the embedded defaults (config/default.toml)
@@ -104,10 +107,66 @@ fn bench(args: impl Iterator<Item = String>) -> ExitCode {
     }
 }
 
+/// `wsauthn migrate --from sled --to postgres [--config PATH]`.
+fn migrate(args: impl Iterator<Item = String>) -> ExitCode {
+    let (mut from, mut to, mut config) = (None, None, None);
+    let mut args = args;
+    while let Some(arg) = args.next() {
+        let slot = match arg.as_str() {
+            "--from" => &mut from,
+            "--to" => &mut to,
+            "--config" => &mut config,
+            other => {
+                eprintln!("wsauthn migrate: unknown argument {other:?}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        *slot = args.next();
+    }
+    if from.as_deref() != Some("sled") || to.as_deref() != Some("postgres") {
+        eprintln!("wsauthn migrate: only --from sled --to postgres is supported");
+        return ExitCode::from(2);
+    }
+    let config = match Config::load(config.as_deref().map(std::path::Path::new)) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("wsauthn: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = actix_web::rt::System::new().block_on(async move {
+        use wsauthn::clock::Clock;
+        let dir = &config.server.data_dir;
+        let sled = wsauthn::store::SledStore::open(dir)
+            .map_err(|e| format!("cannot open the data directory {}: {e}", dir.display()))?;
+        let url = &config.store.postgres_url;
+        let pg = wsauthn::store::PgStore::connect(url)
+            .await
+            .map_err(|e| format!("cannot use PostgreSQL at store.postgres_url: {e}"))?;
+        let now = wsauthn::clock::SystemClock.now_ms();
+        wsauthn::store::copy_sled_to_postgres(&sled, &pg, now)
+            .await
+            .map_err(|e| match e {
+                wsauthn::Error::Internal(detail) => detail,
+                other => other.to_string(),
+            })
+    });
+    match result {
+        Ok(copied) => print(&format!("migrated: {copied}\n")),
+        Err(e) => {
+            eprintln!("wsauthn migrate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let mut argv = std::env::args().skip(1).peekable();
     if argv.peek().map(String::as_str) == Some("bench") {
         return bench(argv.skip(1));
+    }
+    if argv.peek().map(String::as_str) == Some("migrate") {
+        return migrate(argv.skip(1));
     }
     let args = match parse_args() {
         Ok(Parsed::Serve(args)) => args,

@@ -20,6 +20,7 @@
 //! handle is `Arc`-shared so the backend behind it could be swapped (reopened) in one place.
 //! Domain code only: nothing here knows of HTTP or sockets.
 
+mod copy;
 mod postgres;
 mod records;
 mod sled_store;
@@ -32,6 +33,7 @@ use uuid::Uuid;
 use crate::assertion::{SignInPasskey, Verified};
 use crate::error::Error;
 pub use crate::names::username_key;
+pub use copy::{copy_sled_to_postgres, Copied};
 pub use postgres::{Feed, PgStore, Revoked};
 pub use records::{
     CredentialRecord, DeletedUser, RecoverySet, SessionRecord, StoredCode, UserRecord,

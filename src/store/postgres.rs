@@ -192,6 +192,27 @@ impl PgStore {
         self.flush().await
     }
 
+    /// How many users, passkeys, recovery code sets and sessions the database holds.
+    pub async fn counts(&self) -> Result<super::Copied, Error> {
+        let conn = self.conn().await?;
+        let row = conn
+            .client
+            .query_one(
+                "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM credentials), \
+                 (SELECT count(*) FROM recovery_sets), (SELECT count(*) FROM sessions)",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        let n = |i: usize| usize::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+        Ok(super::Copied {
+            users: n(0),
+            passkeys: n(1),
+            recovery_sets: n(2),
+            sessions: n(3),
+        })
+    }
+
     pub async fn user_count(&self) -> Result<usize, Error> {
         let conn = self.conn().await?;
         let row = conn
@@ -204,6 +225,11 @@ impl PgStore {
 
     #[doc(hidden)]
     pub async fn put_user_for_tests(&self, user: &UserRecord) -> Result<(), Error> {
+        self.put_user(user).await
+    }
+
+    /// Inserts a user as it is (their passkey count included), without passkeys.
+    pub(super) async fn put_user(&self, user: &UserRecord) -> Result<(), Error> {
         let conn = self.conn().await?;
         let passkeys = i32::try_from(user.passkeys).unwrap_or(i32::MAX);
         conn.client

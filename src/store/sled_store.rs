@@ -349,6 +349,11 @@ impl SledStore {
         Ok(())
     }
 
+    /// Every user, in id order (the migration to PostgreSQL reads them).
+    pub fn users(&self) -> Result<Vec<UserRecord>, Error> {
+        self.users.iter().map(|e| from_json(&e?.1)).collect()
+    }
+
     pub fn user_count(&self) -> usize {
         self.users.len()
     }

@@ -23,6 +23,7 @@ mod helpers;
 mod limits;
 mod logs;
 mod metrics;
+mod migrate;
 pub(crate) mod persistence;
 mod pg_server;
 mod proxy;
