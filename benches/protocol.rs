@@ -18,8 +18,8 @@ use wsauthn::Error;
 fn protocol(c: &mut Criterion) {
     let mut f = SignInFixture::new();
     let (ceremony_id, options) = f
-        .ceremonies
-        .login_begin(Some(USERNAME), true, None)
+        .runtime
+        .block_on(f.ceremonies.login_begin(Some(USERNAME), true, None))
         .expect("login.begin");
     let login_finish = json!({
         "type": "login.finish",

@@ -71,8 +71,8 @@ fn sign_in(c: &mut Criterion) {
             for _ in 0..iters {
                 let started = Instant::now();
                 let (id, options) = f
-                    .ceremonies
-                    .login_begin(Some(USERNAME), true, None)
+                    .runtime
+                    .block_on(f.ceremonies.login_begin(Some(USERNAME), true, None))
                     .expect("login.begin");
                 timed += started.elapsed();
                 let credential = f.assertion(&options);
@@ -95,8 +95,8 @@ fn sign_in(c: &mut Criterion) {
     group.bench_function("ours_login_begin", |b| {
         b.iter(|| {
             let (id, options) = f
-                .ceremonies
-                .login_begin(Some(USERNAME), true, None)
+                .runtime
+                .block_on(f.ceremonies.login_begin(Some(USERNAME), true, None))
                 .expect("login.begin");
             f.ceremonies.pending().cancel(&id);
             options

@@ -68,8 +68,8 @@ impl SignInFixture {
             .build()
             .expect("runtime");
         let mut key = SoftAuthenticator::new();
-        let (id, options) = ceremonies
-            .register_begin(USERNAME, None, false, None, None)
+        let (id, options) = runtime
+            .block_on(ceremonies.register_begin(USERNAME, None, false, None, None))
             .expect("register.begin");
         let options = serde_json::to_value(&options).expect("options encode");
         let credential: RegisterPublicKeyCredential = serde_json::from_value(
@@ -86,9 +86,12 @@ impl SignInFixture {
                 &meta(),
             ))
             .expect("register.finish");
-        let passkey = ceremonies
-            .store()
-            .credentials_of(&registered.signed_in.user.id)
+        let passkey = runtime
+            .block_on(
+                ceremonies
+                    .store()
+                    .credentials_of(&registered.signed_in.user.id),
+            )
             .expect("store reads")
             .remove(0)
             .passkey;

@@ -351,3 +351,32 @@ fn a_proxy_table_s_keys_are_named_with_its_index() {
         "none by default"
     );
 }
+
+#[test]
+fn store_problems_name_the_key() {
+    let c = Config::embedded().unwrap();
+    assert_eq!(c.store.backend, crate::store::BackendKind::Sled);
+    assert_eq!(c.store.postgres_url, "");
+    let url = "postgres://wsauthn@127.0.0.1:5432/wsauthn";
+    let c = Config::from_layers(
+        None,
+        env(&[
+            ("WSAUTHN__STORE__BACKEND", "postgres"),
+            ("WSAUTHN__STORE__POSTGRES_URL", url),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.store.backend, crate::store::BackendKind::Postgres);
+    assert_eq!(c.store.postgres_url, url);
+    let err = env_error(&[("WSAUTHN__STORE__BACKEND", "postgres")]);
+    assert!(err.contains("config key store.postgres_url"), "{err}");
+    assert!(err.contains("is empty"), "{err}");
+    let err = env_error(&[
+        ("WSAUTHN__STORE__BACKEND", "postgres"),
+        ("WSAUTHN__STORE__POSTGRES_URL", "postgres://h:notaport/db"),
+    ]);
+    assert!(err.contains("config key store.postgres_url"), "{err}");
+    assert!(err.contains("WSAUTHN__STORE__POSTGRES_URL"), "{err}");
+    let err = file_error("[store]\nbackend = \"mysql\"\n");
+    assert!(err.contains("store.backend"), "{err}");
+}

@@ -108,6 +108,8 @@ pub struct TokenPolicyService<S> {
 }
 
 type Passed<B> = Result<ServiceResponse<B>, actix_web::Error>;
+/// The unboxed answer: the inner service's future, or a refusal ready at once.
+type Answer<F, B> = Either<Map<F, fn(Passed<B>) -> Answered<B>>, Ready<Answered<B>>>;
 type Answered<B> = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
 
 /// The policy's decision on `req` (see [`authorize`]).
@@ -129,10 +131,7 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = Either<
-        Either<Map<S::Future, fn(Passed<B>) -> Answered<B>>, Ready<Answered<B>>>,
-        LocalBoxFuture<'static, Answered<B>>,
-    >;
+    type Future = Either<Answer<S::Future, B>, LocalBoxFuture<'static, Answered<B>>>;
 
     forward_ready!(service);
 
@@ -160,10 +159,7 @@ where
 }
 
 /// Passes the request on, or answers it, as [`decide`] says.
-fn answer<S, B>(
-    service: &S,
-    req: ServiceRequest,
-) -> Either<Map<S::Future, fn(Passed<B>) -> Answered<B>>, Ready<Answered<B>>>
+fn answer<S, B>(service: &S, req: ServiceRequest) -> Answer<S::Future, B>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,

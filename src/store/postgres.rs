@@ -42,7 +42,7 @@ struct Inner {
     /// Chat messages for the other nodes, in order (see [`PgStore::relay_chat`]).
     chat_out: tokio::sync::mpsc::UnboundedSender<String>,
     /// Where chat messages from other nodes go.
-    chat_in: std::sync::OnceLock<Box<dyn Fn(&str) + Send + Sync>>,
+    chat_in: std::sync::OnceLock<crate::chat::Relay>,
 }
 
 /// A tokio-postgres error as ours: unexpected, so `internal`, with the detail for the log.
@@ -152,7 +152,7 @@ impl PgStore {
     }
 
     /// Hands chat frames other nodes relayed to `deliver` (set once, at start).
-    pub fn on_chat(&self, deliver: Box<dyn Fn(&str) + Send + Sync>) {
+    pub fn on_chat(&self, deliver: crate::chat::Relay) {
         let _ = self.inner.chat_in.set(deliver);
     }
 

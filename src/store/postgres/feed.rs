@@ -110,7 +110,7 @@ impl PgStore {
         };
         let mut config = self.inner.pool.config().clone();
         // Named, so an operator (or a test) can find this node's listener in pg_stat_activity.
-        config.application_name(&format!("wsauthn-feed-{}", self.inner.node));
+        config.application_name(format!("wsauthn-feed-{}", self.inner.node));
         let chat = Chat {
             node: self.inner.node.to_string(),
             store: Arc::downgrade(&self.inner),
@@ -245,11 +245,13 @@ async fn listen(
         )
         .await
         .map_err(db)?;
+    // Housekeeping, by whichever node connects: old log entries, and sessions past their
+    // absolute expiry that no node had cached to sweep (idle ones go when a node next sees them).
     let _ = client
-        .execute(
-            &*format!("DELETE FROM revocations WHERE at < now() - interval '{KEEP}'"),
-            &[],
-        )
+        .batch_execute(&format!(
+            "DELETE FROM revocations WHERE at < now() - interval '{KEEP}'; \
+             DELETE FROM sessions WHERE expires_ms < extract(epoch FROM now()) * 1000"
+        ))
         .await;
     let mut every = tokio::time::interval(POLL_EVERY);
     loop {

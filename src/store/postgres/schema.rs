@@ -24,7 +24,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
 ];
 
 /// The advisory lock key migrations hold ("wsauthn" in ASCII, as a number).
-const LOCK: i64 = 0x7773_6175_7468_6e;
+const LOCK: i64 = 0x0077_7361_7574_686e;
 
 /// The version this code writes.
 pub(super) fn current() -> i32 {
