@@ -24,15 +24,15 @@ impl Ceremonies {
         let (options, state) = match username {
             Some(name) => {
                 let name = crate::names::username(name, self.inner.max_username_chars)?;
-                let user = self
+                // One read for both (on PostgreSQL one query).
+                let (user, passkeys) = self
                     .store()
-                    .user_by_name(&name)
+                    .user_with_sign_in_passkeys(&name)
                     .await?
                     .ok_or(Error::UnknownUser)?;
                 self.inner
                     .attempts
                     .check(&user.id, self.inner.clock.now_ms())?;
-                let passkeys = self.store().sign_in_passkeys(&user.id).await?;
                 if passkeys.is_empty() {
                     // The account exists (its name is taken) but has nothing to sign in with.
                     return Err(Error::NoPasskey);

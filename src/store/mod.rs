@@ -192,6 +192,24 @@ impl Store {
         dispatch!(self, sync s => s.sign_in_passkeys(user_id), p => p.sign_in_passkeys(user_id))
     }
 
+    /// The user named `name` with their passkeys as `login.begin` needs them: what
+    /// [`Store::user_by_name`] and [`Store::sign_in_passkeys`] give, in one read.
+    pub async fn user_with_sign_in_passkeys(
+        &self,
+        name: &str,
+    ) -> Result<Option<(UserRecord, Vec<SignInPasskey>)>, Error> {
+        match &*self.inner {
+            Backend::Sled(s) => match s.user_by_name(name)? {
+                Some(user) => {
+                    let passkeys = s.sign_in_passkeys(&user.id)?;
+                    Ok(Some((user, passkeys)))
+                }
+                None => Ok(None),
+            },
+            Backend::Postgres(p) => p.user_with_sign_in_passkeys(name).await,
+        }
+    }
+
     /// Creates a user together with their first passkey, atomically. Fails with
     /// `username_taken` or `credential_in_use` if another write got there first.
     pub async fn create_user(

@@ -184,7 +184,23 @@ async fn passkeys_are_added_under_the_cap_renamed_used_and_deleted_but_not_the_l
         assert_eq!(code_of(err), "unknown_user", "{backend}");
         assert_eq!(store.user(&alice.id).await.unwrap().unwrap().passkeys, 2);
         assert_eq!(store.credentials_of(&alice.id).await.unwrap().len(), 2);
-        assert_eq!(store.sign_in_passkeys(&alice.id).await.unwrap().len(), 2);
+        let lean = store.sign_in_passkeys(&alice.id).await.unwrap();
+        assert_eq!(lean.len(), 2, "{backend}");
+        let (found, with) = store
+            .user_with_sign_in_passkeys("ALICE")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.id, with),
+            (alice.id, lean),
+            "{backend}: one read, the same answer"
+        );
+        assert!(store
+            .user_with_sign_in_passkeys("nobody")
+            .await
+            .unwrap()
+            .is_none());
 
         let id = first.passkey.cred_id().as_slice();
         let renamed = store

@@ -74,6 +74,21 @@ fn with_usage(row: &tokio_postgres::Row) -> Result<CredentialRecord, Error> {
     })
 }
 
+/// A passkey's (id, sign_in, counter, backup_eligible, backup_state) from column `at` on.
+fn sign_in_from(row: &tokio_postgres::Row, at: usize) -> Result<SignInPasskey, Error> {
+    let SignIn { key, transports } = from_json(row.get(at + 1))?;
+    Ok(SignInPasskey {
+        known: KnownCredential {
+            cred_id: row.get(at),
+            key,
+            counter: u32::try_from(row.get::<_, i64>(at + 2)).unwrap_or(u32::MAX),
+            backup_eligible: row.get(at + 3),
+            backup_state: row.get(at + 4),
+        },
+        transports,
+    })
+}
+
 impl PgStore {
     pub async fn user(&self, id: &Uuid) -> Result<Option<UserRecord>, Error> {
         let conn = self.conn().await?;
@@ -115,20 +130,28 @@ impl PgStore {
         let rows = conn.client.query(conn.st(Q::sign_in_of), &[user_id]).await;
         rows.map_err(db)?
             .iter()
-            .map(|row| {
-                let SignIn { key, transports } = from_json(row.get(1))?;
-                Ok(SignInPasskey {
-                    known: KnownCredential {
-                        cred_id: row.get(0),
-                        key,
-                        counter: u32::try_from(row.get::<_, i64>(2)).unwrap_or(u32::MAX),
-                        backup_eligible: row.get(3),
-                        backup_state: row.get(4),
-                    },
-                    transports,
-                })
-            })
+            .map(|row| sign_in_from(row, 0))
             .collect()
+    }
+
+    /// The user named `name` and their passkeys' sign-in columns, in one query.
+    pub async fn user_with_sign_in_passkeys(
+        &self,
+        name: &str,
+    ) -> Result<Option<(UserRecord, Vec<SignInPasskey>)>, Error> {
+        let conn = self.conn().await?;
+        let key = username_key(name);
+        let rows = conn.client.query(conn.st(Q::user_sign_in), &[&key]).await;
+        let rows = rows.map_err(db)?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let passkeys = rows
+            .iter()
+            .filter(|row| row.get::<_, Option<&[u8]>>(5).is_some())
+            .map(|row| sign_in_from(row, 5))
+            .collect::<Result<_, _>>()?;
+        Ok(Some((user_from(first), passkeys)))
     }
 
     pub async fn create_user(

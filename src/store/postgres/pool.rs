@@ -36,6 +36,11 @@ statements! {
                   FROM credentials WHERE id = $1";
     credentials_of = "SELECT record, label, counter, backup_eligible, backup_state, last_used_at \
                       FROM credentials WHERE user_id = $1 ORDER BY id";
+    // login.begin by username: the user and their passkeys' sign-in columns in one query.
+    user_sign_in = "SELECT u.id, u.name, u.display_name, u.created_at, u.passkeys, \
+                    c.id, c.sign_in, c.counter, c.backup_eligible, c.backup_state \
+                    FROM users u LEFT JOIN credentials c ON c.user_id = u.id \
+                    WHERE u.name_key = $1 ORDER BY c.id";
     sign_in_of = "SELECT id, sign_in, counter, backup_eligible, backup_state \
                   FROM credentials WHERE user_id = $1 ORDER BY id";
     // A user and their first passkey in one statement: either unique constraint failing fails

@@ -233,6 +233,11 @@ async fn commit(
             ),
         })
         .collect();
+    if let [(st, p)] = params.as_slice() {
+        // One write is its own transaction: no BEGIN and COMMIT round trips around it.
+        conn.client.execute(*st, p.as_slice()).await.map_err(db)?;
+        return Ok(());
+    }
     let tx = conn.client.transaction().await.map_err(db)?;
     // Sent in order on the first poll, so a removal follows the write it undoes.
     let pending = params.iter().map(|(st, p)| tx.execute(*st, p.as_slice()));
