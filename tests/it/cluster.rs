@@ -14,24 +14,6 @@ use wsauthn::softkey::SoftAuthenticator;
 
 use crate::helpers::*;
 
-/// A node on the database `url`.
-async fn node(url: &str) -> TestApp {
-    let url = url.to_owned();
-    spawn_with(move |c| {
-        c.store.backend = wsauthn::store::BackendKind::Postgres;
-        c.store.postgres_url = url;
-    })
-    .await
-}
-
-/// Opens `/echo` on `app` and signs it in with `token` by its first frame.
-async fn echo_signed_in(app: &TestApp, token: &str) -> Ws {
-    let mut ws = app.ws("/echo").await;
-    let reply = ws.request(json!({"type":"auth","token":token})).await;
-    assert_eq!(reply["type"], "auth.result", "{reply}");
-    ws
-}
-
 async fn me(app: &TestApp, token: &str) -> u16 {
     app.get("/api/me", Some(token)).await.0
 }
@@ -49,7 +31,11 @@ async fn a_session_made_on_one_node_works_on_every_node_and_its_logout_closes_so
     let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
         return;
     };
-    let (a, b, c) = (node(&url).await, node(&url).await, node(&url).await);
+    let (a, b, c) = (
+        spawn_node(&url).await,
+        spawn_node(&url).await,
+        spawn_node(&url).await,
+    );
     let mut key = SoftAuthenticator::new();
     let (token, user_id, mut ceremony_ws) = signed_up(&a, &mut key, "nora").await;
     assert_eq!(
@@ -103,7 +89,7 @@ async fn a_refresh_on_one_node_keeps_sockets_on_others_and_revocations_reach_the
     let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
         return;
     };
-    let (a, b) = (node(&url).await, node(&url).await);
+    let (a, b) = (spawn_node(&url).await, spawn_node(&url).await);
     let mut key = SoftAuthenticator::new();
     let (token, _, _ws) = signed_up(&a, &mut key, "omar").await;
     let mut on_b = echo_signed_in(&b, &token).await;
@@ -156,7 +142,7 @@ async fn two_nodes_registering_one_credential_id_at_once_give_it_to_exactly_one_
     let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
         return;
     };
-    let (a, b) = (node(&url).await, node(&url).await);
+    let (a, b) = (spawn_node(&url).await, spawn_node(&url).await);
     let mut key = SoftAuthenticator::new();
     signed_up(&a, &mut key, "template").await;
     let record = a
@@ -213,7 +199,7 @@ async fn a_node_whose_listener_is_killed_catches_up_on_what_was_revoked_meanwhil
     let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
         return;
     };
-    let (a, b) = (node(&url).await, node(&url).await);
+    let (a, b) = (spawn_node(&url).await, spawn_node(&url).await);
     let mut key = SoftAuthenticator::new();
     let (token, _, mut ws_a) = signed_up(&a, &mut key, "pia").await;
     let mut on_b = echo_signed_in(&b, &token).await;

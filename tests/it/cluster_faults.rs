@@ -59,22 +59,6 @@ impl Relay {
     }
 }
 
-async fn node(url: &str) -> TestApp {
-    let url = url.to_owned();
-    spawn_with(move |c| {
-        c.store.backend = wsauthn::store::BackendKind::Postgres;
-        c.store.postgres_url = url;
-    })
-    .await
-}
-
-async fn echo_signed_in(app: &TestApp, token: &str) -> Ws {
-    let mut ws = app.ws("/echo").await;
-    let reply = ws.request(json!({"type":"auth","token":token})).await;
-    assert_eq!(reply["type"], "auth.result", "{reply}");
-    ws
-}
-
 /// Waits (up to [`PATIENCE`]) until `/readyz` on `app` answers `status` (with `reason`, when
 /// 503: the store's own probe may fail first); returns its reason.
 async fn ready_becomes(app: &TestApp, status: u16) -> String {
@@ -98,8 +82,8 @@ async fn a_node_cut_off_from_the_database_refuses_every_token_then_closes_what_w
     let server = crate::pg_server::server().unwrap();
     let relay = Relay::start(server.port).await;
     let db = url.rsplit('/').next().unwrap();
-    let a = node(&url).await;
-    let b = node(&format!("postgres://postgres@{}/{db}", relay.addr)).await;
+    let a = spawn_node(&url).await;
+    let b = spawn_node(&format!("postgres://postgres@{}/{db}", relay.addr)).await;
     let (mut kp, mut kq) = (SoftAuthenticator::new(), SoftAuthenticator::new());
     let (revoked, _, mut ws_p) = signed_up(&a, &mut kp, "pat").await;
     let (kept, _, _ws_q) = signed_up(&a, &mut kq, "quinn").await;
@@ -144,7 +128,7 @@ async fn after_a_postgresql_restart_every_node_confirms_tokens_again_and_follows
         Err(why) => return eprintln!("SKIPPED the restart test: PostgreSQL is missing ({why})"),
     };
     let url = server.database("restart").await;
-    let (a, b) = (node(&url).await, node(&url).await);
+    let (a, b) = (spawn_node(&url).await, spawn_node(&url).await);
     let mut key = SoftAuthenticator::new();
     let (token, _, mut ws) = signed_up(&a, &mut key, "rhea").await;
     let mut on_b = echo_signed_in(&b, &token).await;

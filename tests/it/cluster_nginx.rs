@@ -4,24 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
 
 use serde_json::json;
 use wsauthn::softkey::SoftAuthenticator;
 
-use crate::forward_auth::{free_port, nginx_available, Nginx, NGINX};
+use crate::forward_auth::{free_port, nginx_available, run_nginx, Nginx};
 use crate::helpers::*;
 use crate::persistence::http_at;
-
-async fn node(url: &str) -> TestApp {
-    let url = url.to_owned();
-    spawn_with(move |c| {
-        c.store.backend = wsauthn::store::BackendKind::Postgres;
-        c.store.postgres_url = url;
-    })
-    .await
-}
 
 /// nginx on `port` in front of `nodes`, as docs/cluster.md shows it.
 fn start_nginx(dir: &Path, port: u16, nodes: &[SocketAddr]) -> Nginx {
@@ -61,24 +50,7 @@ http {{
 }}
 "#
     );
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf).expect("write nginx.conf");
-    let child = Command::new(NGINX)
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let nginx = Nginx(child);
-    let deadline = Instant::now() + PATIENCE;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-        assert!(Instant::now() < deadline, "nginx did not listen:\n{log}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    nginx
+    run_nginx(dir, port, &conf)
 }
 
 #[actix_rt::test]
@@ -89,7 +61,11 @@ async fn three_nodes_behind_round_robin_nginx_sign_up_sign_in_chat_and_log_out_a
     let Some(url) = crate::pg_server::database_or_skip("the nginx cluster test").await else {
         return;
     };
-    let nodes = [node(&url).await, node(&url).await, node(&url).await];
+    let nodes = [
+        spawn_node(&url).await,
+        spawn_node(&url).await,
+        spawn_node(&url).await,
+    ];
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();

@@ -113,6 +113,12 @@ http {{
 }}
 "#
     );
+    run_nginx(dir, port, &conf)
+}
+
+/// Runs nginx with `conf` (written to `dir/nginx.conf`, `dir` its prefix) and waits until it
+/// listens on `port`.
+pub(crate) fn run_nginx(dir: &Path, port: u16, conf: &str) -> Nginx {
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf).expect("write nginx.conf");
     let child = Command::new(NGINX)

@@ -144,6 +144,24 @@ pub async fn spawn_in<H: UnauthorizedHook>(
     start(builder, clock, dir).await
 }
 
+/// A node of a cluster: a server on the PostgreSQL database `url` (docs/cluster.md).
+pub async fn spawn_node(url: &str) -> TestApp {
+    let url = url.to_owned();
+    spawn_with(move |c| {
+        c.store.backend = wsauthn::store::BackendKind::Postgres;
+        c.store.postgres_url = url;
+    })
+    .await
+}
+
+/// Opens `/echo` on `app` and signs it in with `token` by its first frame.
+pub async fn echo_signed_in(app: &TestApp, token: &str) -> Ws {
+    let mut ws = app.ws("/echo").await;
+    let reply = ws.request(json!({"type":"auth","token":token})).await;
+    assert_eq!(reply["type"], "auth.result", "{reply}");
+    ws
+}
+
 /// Points the config at the backend this test binary runs on: sled in `dir` (`tests/it`), or
 /// a PostgreSQL database of `dir`'s own (`tests/it_postgres.rs`), the same one each time the
 /// same `dir` is used, so a restart finds its data. Without PostgreSQL (outside CI) the
