@@ -279,7 +279,11 @@ pub async fn passkey_delete(
     let credential_id = crate::b64url(&id);
     let sessions_ended = match req.keep_sessions {
         true => 0,
-        false => state.tokens.revoke_opened_by(&user.id, &credential_id)?,
+        false => {
+            // On a shared store, the sessions it opened on other nodes too.
+            state.tokens.prefetch_user(user).await;
+            state.tokens.revoke_opened_by(&user.id, &credential_id)?
+        }
     };
     state.store.flush().await?;
     Ok(PasskeyDeleted {

@@ -228,3 +228,31 @@ async fn a_node_whose_listener_is_killed_catches_up_on_what_was_revoked_meanwhil
     let (status, _, ready) = b.get("/readyz", None).await;
     assert_eq!(status, 200, "b is back: {ready}");
 }
+
+#[actix_rt::test]
+async fn deleting_a_passkey_on_one_node_ends_the_sessions_it_opened_on_another() {
+    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+        return;
+    };
+    let (a, b) = (spawn_node(&url).await, spawn_node(&url).await);
+    let mut key = SoftAuthenticator::new();
+    let (token, _, _ws) = signed_up(&a, &mut key, "quin").await;
+    let mut on_b = b.ws("/ws").await;
+    let signed_in = login(&mut on_b, &mut key, Some("quin"), true).await;
+    let opened_on_b = signed_in["authentication"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut socket = echo_signed_in(&b, &opened_on_b).await;
+    let id = wsauthn::b64url(&key.credentials()[0].id);
+    let path = format!("/api/passkeys/{id}?allowLast=true");
+    let (status, _, body) = a.call("DELETE", &path, Some(&token), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["sessionsEnded"], 2,
+        "the session on a and the one b opened: {body}"
+    );
+    let (code, _) = closed(&mut socket, Instant::now()).await;
+    assert_eq!(code, 4401);
+    assert_eq!(me(&b, &opened_on_b).await, 401);
+}
