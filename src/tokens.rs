@@ -97,8 +97,22 @@ pub enum TokenError {
 pub enum SessionSignal {
     /// The session lives until `expires_ms` (changes when the token is refreshed).
     Live { expires_ms: Millis },
-    /// Revoked or expired: the socket must close.
-    Ended,
+    /// Revoked or expired, at `at` (on this node's clock): the socket must close. `at` times
+    /// the revocation's way to the socket (`wsauthn_revocation_fanout_seconds`).
+    Ended { at: std::time::Instant },
+}
+
+impl SessionSignal {
+    /// The signal a session's end sends, now.
+    pub fn ended() -> Self {
+        SessionSignal::Ended {
+            at: std::time::Instant::now(),
+        }
+    }
+
+    pub fn is_ended(&self) -> bool {
+        matches!(self, SessionSignal::Ended { .. })
+    }
 }
 
 /// A socket's subscription to its session.
@@ -114,13 +128,13 @@ impl Revocation {
     pub async fn changed(&mut self) -> SessionSignal {
         match self.0.changed().await {
             Ok(()) => *self.0.borrow_and_update(),
-            Err(_) => SessionSignal::Ended,
+            Err(_) => SessionSignal::ended(),
         }
     }
 
     /// Resolves once the session has ended.
     pub async fn fired(&mut self) {
-        while self.changed().await != SessionSignal::Ended {}
+        while !self.changed().await.is_ended() {}
     }
 }
 
