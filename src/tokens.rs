@@ -253,7 +253,7 @@ impl TokenTable {
         user: Arc<UserView>,
         meta: SessionMeta,
     ) -> Result<(IssuedToken, TokenInfo), Error> {
-        self.open(user, meta, false)
+        self.open(user, meta, false, self.inner.lifetime_ms)
     }
 
     /// Starts a socket-only session for `user`: its token is never shown to anyone, it is not
@@ -263,7 +263,19 @@ impl TokenTable {
         user: Arc<UserView>,
         meta: SessionMeta,
     ) -> Result<TokenInfo, Error> {
-        Ok(self.open(user, meta, true)?.1)
+        Ok(self.open(user, meta, true, self.inner.lifetime_ms)?.1)
+    }
+
+    /// A socket-only session that lasts `lifetime_ms` at most (less than the configured
+    /// lifetime: a recovery code's short grant). At its end its socket closes with 4401.
+    pub fn issue_for_socket_until(
+        &self,
+        user: Arc<UserView>,
+        meta: SessionMeta,
+        lifetime_ms: Millis,
+    ) -> Result<TokenInfo, Error> {
+        let lifetime_ms = lifetime_ms.min(self.inner.lifetime_ms);
+        Ok(self.open(user, meta, true, lifetime_ms)?.1)
     }
 
     fn open(
@@ -271,11 +283,12 @@ impl TokenTable {
         user: Arc<UserView>,
         meta: SessionMeta,
         socket_only: bool,
+        lifetime_ms: Millis,
     ) -> Result<(IssuedToken, TokenInfo), Error> {
         self.make_room_for(&user.id)?;
         let (token, hash) = new_token()?;
         let now = self.inner.clock.now_ms();
-        let expires_ms = now.saturating_add(self.inner.lifetime_ms);
+        let expires_ms = now.saturating_add(lifetime_ms);
         let session = Arc::new(Session {
             id: Uuid::new_v4(),
             user,
