@@ -2,6 +2,7 @@
 //! revoking and deleting one, over real sockets against a real server, the key checks on every
 //! path, and durability against `kill -9` with the real binary.
 
+mod cli;
 mod docs;
 mod support;
 
