@@ -20,6 +20,7 @@ mod limits;
 mod logs;
 mod metrics;
 pub(crate) mod persistence;
+mod promises;
 mod proxy;
 mod readiness;
 mod self_service;
