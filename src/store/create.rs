@@ -81,28 +81,42 @@ impl Store {
             name_key: username_key(&user.name).into_bytes(),
             cred_id: cred_id.to_vec(),
         };
-        // No reads first: registration has just seen both free (`register.begin` the name,
-        // `register.finish` the credential id), and the compare-and-swaps are the real guards.
+        // No reads first: `register.begin` has seen the name free, a taken credential id is
+        // rare, and the compare-and-swaps are the guards either way.
         let id = user.id.as_bytes();
         let cred_json = to_json(cred)?;
         self.registering.insert(id, intent.encode()?)?;
-        self.users.insert(id, to_json(user)?)?;
-        if let Err(CompareAndSwapError { .. }) =
-            self.usernames
-                .compare_and_swap(&intent.name_key, None::<&[u8]>, Some(&id[..]))?
-        {
-            self.roll_back(&user.id, &intent)?;
-            return Err(Error::UsernameTaken);
+        let written = (|| -> Result<Option<Error>, Error> {
+            self.users.insert(id, to_json(user)?)?;
+            let name =
+                self.usernames
+                    .compare_and_swap(&intent.name_key, None::<&[u8]>, Some(&id[..]))?;
+            if let Err(CompareAndSwapError { .. }) = name {
+                return Ok(Some(Error::UsernameTaken));
+            }
+            let credential =
+                self.credentials
+                    .compare_and_swap(cred_id, None::<&[u8]>, Some(cred_json))?;
+            if let Err(CompareAndSwapError { .. }) = credential {
+                return Ok(Some(Error::CredentialInUse));
+            }
+            self.user_credentials
+                .insert(user_cred_key(&user.id, cred_id), &[])?;
+            Ok(None)
+        })();
+        match written {
+            Ok(None) => {}
+            Ok(Some(refused)) => {
+                self.roll_back(&user.id, &intent)?;
+                return Err(refused);
+            }
+            // A storage error: undone as far as the store lets us now; the intent left behind
+            // has the next open finish the job.
+            Err(e) => {
+                let _ = self.roll_back(&user.id, &intent);
+                return Err(e);
+            }
         }
-        if let Err(CompareAndSwapError { .. }) =
-            self.credentials
-                .compare_and_swap(cred_id, None::<&[u8]>, Some(cred_json))?
-        {
-            self.roll_back(&user.id, &intent)?;
-            return Err(Error::CredentialInUse);
-        }
-        self.user_credentials
-            .insert(user_cred_key(&user.id, cred_id), &[])?;
         self.credential_use.remove(cred_id)?;
         self.registering.remove(id)?;
         Ok(())
