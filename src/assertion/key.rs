@@ -141,8 +141,9 @@ impl PublicKey {
     /// For the two curves the point check is the whole of what `EC_KEY_check_key` asks of a
     /// public key but one part: that `n·Q` is the point at infinity. P-256 and P-384 have
     /// cofactor 1, so every point on them but infinity has order `n` and that scalar
-    /// multiplication (a third of a registration's CPU when it ran) proves nothing more
-    /// (SEC 1 v2 §3.2.2.1 needs it only for `h > 1`); the test below holds the two checks equal.
+    /// multiplication (14 % of a registration's server CPU and 69 % of its instructions when it
+    /// ran, docs/benchmarks.md) proves nothing more (SEC 1 v2 §3.2.2.1 needs it only for
+    /// `h > 1`); the test below holds the two checks equal.
     pub fn check(&self) -> Result<(), KeyError> {
         let ec = |group: &EcGroupRef| -> Result<(), KeyError> {
             let mut ctx = BigNumContext::new()?;
