@@ -42,8 +42,17 @@ fn tokens(c: &mut Criterion) {
         name: "bench@example.com".into(),
         display_name: "Bench".into(),
     });
+    // One account per session: one account holds at most `limits.max_sessions_per_user`
+    // (default 100), and issuing past that ends its oldest, whose tokens would no longer look up.
     let issued: Vec<_> = (0..LIVE_SESSIONS)
-        .map(|_| table.issue(user.clone(), meta()).expect("issued").0)
+        .map(|i| {
+            let owner = Arc::new(UserView {
+                id: Uuid::new_v4(),
+                name: format!("bench{i}@example.com"),
+                display_name: "Bench".into(),
+            });
+            table.issue(owner, meta()).expect("issued").0
+        })
         .collect();
     let mut group = c.benchmark_group("tokens");
 

@@ -20,6 +20,9 @@ export WSAUTHN__WEBSOCKET__MESSAGES_PER_SECOND=${WSAUTHN__WEBSOCKET__MESSAGES_PE
 export WSAUTHN__WEBSOCKET__MESSAGE_BURST=${WSAUTHN__WEBSOCKET__MESSAGE_BURST:-1000000}
 export WSAUTHN__SERVER__MAX_CONNECTS_PER_SECOND=${WSAUTHN__SERVER__MAX_CONNECTS_PER_SECOND:-0}
 export WSAUTHN__LIMITS__CEREMONIES_PER_MINUTE_PER_ADDRESS=${WSAUTHN__LIMITS__CEREMONIES_PER_MINUTE_PER_ADDRESS:-100000000}
+# Every virtual user is on 127.0.0.1: past 64 clients the per-address cap on pending ceremonies
+# (default 64) would answer rate_limited.
+export WSAUTHN__LIMITS__PENDING_CEREMONIES_PER_ADDRESS=${WSAUTHN__LIMITS__PENDING_CEREMONIES_PER_ADDRESS:-1000000}
 args=()
 if [[ -n "$config" ]]; then args=(--config "$config"); fi
 "$bin" "${args[@]}" >"$data/server.log" 2>&1 &

@@ -7,6 +7,7 @@
 //! its sockets closed (4401) before the answer. Introspection is a use of the token, as
 //! `/auth/verify` is: it slides the idle timer.
 
+pub mod cli;
 mod key;
 
 use serde::Serialize;

@@ -135,6 +135,7 @@ impl AppBuilder {
             max_sockets = state.capacity.sockets,
             "connection caps"
         );
+        let signals = crate::embed::signals();
         tracing::info!(addr = %local_addr, rp_id = %config.webauthn.rp_id, "wsauthn listening");
         if let Some(warning) = config.origin_warning(local_addr, config.tls()) {
             tracing::warn!("{warning}");
@@ -143,6 +144,7 @@ impl AppBuilder {
             server,
             local_addr,
             auth,
+            signals,
         })
     }
 }
@@ -152,6 +154,8 @@ pub struct App {
     server: Server,
     local_addr: SocketAddr,
     auth: Wsauthn,
+    /// SIGINT/SIGTERM, listened for since before the server said it listens.
+    signals: crate::embed::Signals,
 }
 
 impl App {
@@ -185,7 +189,7 @@ impl App {
     /// waits (up to [`RELEASE_WAIT`]) until the last handle to it is dropped, so the data
     /// directory can be opened again as soon as this returns.
     pub async fn run(self) -> std::io::Result<()> {
-        self.auth.serve(self.server).await
+        self.auth.serve_until(self.server, self.signals).await
     }
 }
 

@@ -246,9 +246,14 @@ impl Wsauthn {
     /// store is flushed and, once the last handle to it is dropped (within [`RELEASE_WAIT`]),
     /// released, so the data directory can be opened again when this returns.
     pub async fn serve(self, server: Server) -> std::io::Result<()> {
+        self.serve_until(server, signals()).await
+    }
+
+    /// [`Wsauthn::serve`], with the signals listened for since `signal` was made.
+    pub(crate) async fn serve_until(self, server: Server, signal: Signals) -> std::io::Result<()> {
         let on_signal = self.shutdown_handle(&server);
         let signals = tokio::spawn(async move {
-            wait_for_signal().await;
+            signal.await;
             tracing::info!("signal received; shutting down");
             on_signal.shutdown().await;
         });
@@ -289,24 +294,35 @@ impl ShutdownHandle {
     }
 }
 
-async fn wait_for_signal() {
+pub(crate) type Signals = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// SIGINT or SIGTERM, listened for from the moment this is called (not from the first poll), so
+/// a signal that arrives while the server is still starting is not lost to the default action.
+pub(crate) fn signals() -> Signals {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        Box::pin(async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                _ => {
+                    tracing::warn!("cannot listen for SIGINT/SIGTERM; falling back to Ctrl-C");
+                    let _ = tokio::signal::ctrl_c().await;
                 }
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Box::pin(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

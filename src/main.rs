@@ -1,5 +1,6 @@
 //! The `wsauthn` binary: command line → config → tracing → `App::build(config).run()`, or
-//! `wsauthn bench …` → the load generator in `wsauthn::bench`.
+//! `wsauthn bench …` → the load generator in `wsauthn::bench`, or `wsauthn admin …` → a client of
+//! a running server's backend API (`wsauthn::admin::cli`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ Usage: wsauthn [--config PATH] [--check-config]
        wsauthn migrate --from sled --to postgres [--config PATH]
                                    copy server.data_dir's sled store into the (empty)
                                    PostgreSQL database at store.postgres_url, and count it
+       wsauthn admin COMMAND       the backend API of a running server (wsauthn admin --help)
 
 Options:
   --config PATH    TOML file whose keys override the embedded defaults (config/default.toml)
@@ -160,13 +162,52 @@ fn migrate(args: impl Iterator<Item = String>) -> ExitCode {
     }
 }
 
+/// `wsauthn admin …`: one call to a running server's backend API.
+fn admin(args: impl Iterator<Item = String>) -> ExitCode {
+    use wsauthn::admin::cli::{self, CliError};
+    let failed = |e: CliError| {
+        eprintln!("wsauthn admin: {e}");
+        match e {
+            CliError::Usage(_) => ExitCode::from(2),
+            CliError::Failed(_) => ExitCode::FAILURE,
+        }
+    };
+    let options = match cli::parse_args(args) {
+        Ok(Some(options)) => options,
+        Ok(None) => return print(&format!("{}\n", cli::USAGE)),
+        Err(e) => return failed(e),
+    };
+    let key = match cli::read_key(&options) {
+        Ok(key) => key,
+        Err(e) => return failed(e),
+    };
+    // A token to introspect comes on stdin, like the key, out of `ps`'s sight.
+    let token = match options.command {
+        cli::Command::Introspect => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                return failed(CliError::Usage(format!(
+                    "cannot read the token from stdin: {e}"
+                )));
+            }
+            Some(line)
+        }
+        _ => None,
+    };
+    let answer = actix_web::rt::System::new().block_on(cli::run(&options, &key, token));
+    match answer {
+        Ok(text) => print(&format!("{text}\n")),
+        Err(e) => failed(e),
+    }
+}
+
 fn main() -> ExitCode {
     let mut argv = std::env::args().skip(1).peekable();
-    if argv.peek().map(String::as_str) == Some("bench") {
-        return bench(argv.skip(1));
-    }
-    if argv.peek().map(String::as_str) == Some("migrate") {
-        return migrate(argv.skip(1));
+    match argv.peek().map(String::as_str) {
+        Some("bench") => return bench(argv.skip(1)),
+        Some("admin") => return admin(argv.skip(1)),
+        Some("migrate") => return migrate(argv.skip(1)),
+        _ => {}
     }
     let args = match parse_args() {
         Ok(Parsed::Serve(args)) => args,

@@ -6,97 +6,23 @@
 //! takes a lock per observation. Gauges that the server already tracks (open sockets, sessions)
 //! are read when scraped. Domain code: no HTTP here; `http/` serves the text.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+mod histogram;
+mod sockets;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::error::ErrorCode;
 use crate::events::{EndReason, Event};
-
-/// Latency buckets, seconds: 100 µs to 10 s.
-const BUCKETS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 10.0,
-];
-
-/// A histogram of durations with fixed buckets, recorded with atomic adds only.
-#[derive(Debug, Clone, Default)]
-pub struct AtomicHistogram(Arc<HistogramInner>);
-
-#[derive(Debug, Default)]
-struct HistogramInner {
-    /// Observations at or below each bucket's bound (not cumulative here).
-    buckets: [AtomicU64; BUCKETS.len()],
-    /// Observations above the last bound.
-    over: AtomicU64,
-    sum_nanos: AtomicU64,
-    count: AtomicU64,
-}
-
-impl AtomicHistogram {
-    pub fn observe(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        let inner = &self.0;
-        match BUCKETS.iter().position(|bound| secs <= *bound) {
-            Some(i) => inner.buckets[i].fetch_add(1, Ordering::Relaxed),
-            None => inner.over.fetch_add(1, Ordering::Relaxed),
-        };
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        inner.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        inner.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.0.count.load(Ordering::Relaxed)
-    }
-}
-
-impl EncodeMetric for AtomicHistogram {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let inner = &self.0;
-        let mut cumulative = 0;
-        let mut buckets: Vec<(f64, u64)> = BUCKETS
-            .iter()
-            .zip(&inner.buckets)
-            .map(|(bound, n)| {
-                cumulative += n.load(Ordering::Relaxed);
-                (*bound, cumulative)
-            })
-            .collect();
-        cumulative += inner.over.load(Ordering::Relaxed);
-        buckets.push((f64::INFINITY, cumulative));
-        let sum = inner.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, cumulative, &buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        MetricType::Histogram
-    }
-}
-
-/// A gauge read when scraped.
-struct ReadGauge(Box<dyn Fn() -> i64 + Send + Sync>);
-
-impl std::fmt::Debug for ReadGauge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ReadGauge")
-    }
-}
-
-impl EncodeMetric for ReadGauge {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        encoder.encode_gauge(&(self.0)())
-    }
-
-    fn metric_type(&self) -> MetricType {
-        MetricType::Gauge
-    }
-}
+pub use histogram::AtomicHistogram;
+use histogram::ReadGauge;
+pub use sockets::{OpenClass, SocketClass};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
@@ -164,6 +90,8 @@ struct Inner {
     pub sign_in: AtomicHistogram,
     pub signature_check: AtomicHistogram,
     pub connect: AtomicHistogram,
+    sockets: sockets::SocketGauges,
+    revocation_fanout: AtomicHistogram,
 }
 
 /// What the metrics read when scraped, from the rest of the server.
@@ -180,6 +108,7 @@ impl Metrics {
         let ceremonies = Family::<Outcome, Counter>::default();
         let ended = Family::<Reason, Counter>::default();
         let http = Family::<Class, Counter>::default();
+        let by_kind = Family::<sockets::Kind, Gauge<i64, AtomicI64>>::default();
         let inner = Inner {
             registrations: ByOutcome::new(&ceremonies, "register"),
             sign_ins: ByOutcome::new(&ceremonies, "login"),
@@ -199,6 +128,8 @@ impl Metrics {
             sign_in: AtomicHistogram::default(),
             signature_check: AtomicHistogram::default(),
             connect: AtomicHistogram::default(),
+            sockets: sockets::SocketGauges::new(&by_kind),
+            revocation_fanout: AtomicHistogram::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -250,6 +181,17 @@ impl Metrics {
             "sockets_open",
             "WebSockets open",
             ReadGauge(sources.open_sockets),
+        );
+        registry.register(
+            "sockets_open_by_kind",
+            "WebSockets open by kind (ws, echo, chat, app: an application's own, proxy)",
+            by_kind,
+        );
+        registry.register(
+            "revocation_fanout_seconds",
+            "Time from a session's end (revocation or expiry) to the close of each socket it \
+             had, as the socket's loop sends its 4401, seconds",
+            inner.revocation_fanout.clone(),
         );
         registry.register(
             "sessions_live",
@@ -312,6 +254,16 @@ impl Metrics {
         &self.0.connect
     }
 
+    /// Counts a socket of `class` open until the returned guard drops.
+    pub fn socket_opened(&self, class: SocketClass) -> OpenClass {
+        self.0.sockets.opened(class)
+    }
+
+    /// A socket closed because its session ended this long ago.
+    pub fn revocation_fanout(&self) -> &AtomicHistogram {
+        &self.0.revocation_fanout
+    }
+
     /// The text exposition.
     pub fn render(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
@@ -322,6 +274,8 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn metrics() -> Metrics {
@@ -363,6 +317,33 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("wsauthn_sockets_open 7"));
+        let chat = m.socket_opened(SocketClass::Chat);
+        let _proxied = m.socket_opened(SocketClass::Proxy);
+        let _other = m.socket_opened(SocketClass::Proxy);
+        drop(chat);
+        m.revocation_fanout().observe(Duration::from_millis(3));
+        m.revocation_fanout().observe(Duration::from_millis(30));
+        m.revocation_fanout().observe(Duration::from_secs(30));
+        let text = m.render().unwrap();
+        assert!(
+            text.contains(r#"wsauthn_sockets_open_by_kind{kind="proxy"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"wsauthn_sockets_open_by_kind{kind="chat"} 0"#));
+        assert!(text.contains(r#"wsauthn_sockets_open_by_kind{kind="app"} 0"#));
+        // Cumulative, as Prometheus reads them: each `le` counts everything at or below it.
+        for (le, n) in [
+            ("0.0025", 0),
+            ("0.005", 1),
+            ("0.025", 1),
+            ("0.05", 2),
+            ("10.0", 2),
+        ] {
+            let line = format!(r#"wsauthn_revocation_fanout_seconds_bucket{{le="{le}"}} {n}"#);
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        assert!(text.contains(r#"wsauthn_revocation_fanout_seconds_bucket{le="+Inf"} 3"#));
+        assert!(text.contains("wsauthn_revocation_fanout_seconds_count 3"));
         assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -100,8 +100,22 @@ pub enum TokenError {
 pub enum SessionSignal {
     /// The session lives until `expires_ms` (changes when the token is refreshed).
     Live { expires_ms: Millis },
-    /// Revoked or expired: the socket must close.
-    Ended,
+    /// Revoked or expired, at `at` (on this node's clock): the socket must close. `at` times
+    /// the revocation's way to the socket (`wsauthn_revocation_fanout_seconds`).
+    Ended { at: std::time::Instant },
+}
+
+impl SessionSignal {
+    /// The signal a session's end sends, now.
+    pub fn ended() -> Self {
+        SessionSignal::Ended {
+            at: std::time::Instant::now(),
+        }
+    }
+
+    pub fn is_ended(&self) -> bool {
+        matches!(self, SessionSignal::Ended { .. })
+    }
 }
 
 /// A socket's subscription to its session.
@@ -117,13 +131,13 @@ impl Revocation {
     pub async fn changed(&mut self) -> SessionSignal {
         match self.0.changed().await {
             Ok(()) => *self.0.borrow_and_update(),
-            Err(_) => SessionSignal::Ended,
+            Err(_) => SessionSignal::ended(),
         }
     }
 
     /// Resolves once the session has ended.
     pub async fn fired(&mut self) {
-        while self.changed().await != SessionSignal::Ended {}
+        while !self.changed().await.is_ended() {}
     }
 }
 
@@ -246,7 +260,7 @@ impl TokenTable {
         user: Arc<UserView>,
         meta: SessionMeta,
     ) -> Result<(IssuedToken, TokenInfo), Error> {
-        self.open(user, meta, false)
+        self.open(user, meta, false, self.inner.lifetime_ms)
     }
 
     /// Starts a socket-only session for `user`: its token is never shown to anyone, it is not
@@ -256,7 +270,19 @@ impl TokenTable {
         user: Arc<UserView>,
         meta: SessionMeta,
     ) -> Result<TokenInfo, Error> {
-        Ok(self.open(user, meta, true)?.1)
+        Ok(self.open(user, meta, true, self.inner.lifetime_ms)?.1)
+    }
+
+    /// A socket-only session that lasts `lifetime_ms` at most (less than the configured
+    /// lifetime: a recovery code's short grant). At its end its socket closes with 4401.
+    pub fn issue_for_socket_until(
+        &self,
+        user: Arc<UserView>,
+        meta: SessionMeta,
+        lifetime_ms: Millis,
+    ) -> Result<TokenInfo, Error> {
+        let lifetime_ms = lifetime_ms.min(self.inner.lifetime_ms);
+        Ok(self.open(user, meta, true, lifetime_ms)?.1)
     }
 
     fn open(
@@ -264,11 +290,12 @@ impl TokenTable {
         user: Arc<UserView>,
         meta: SessionMeta,
         socket_only: bool,
+        lifetime_ms: Millis,
     ) -> Result<(IssuedToken, TokenInfo), Error> {
         self.make_room_for(&user.id)?;
         let (token, hash) = new_token()?;
         let now = self.inner.clock.now_ms();
-        let expires_ms = now.saturating_add(self.inner.lifetime_ms);
+        let expires_ms = now.saturating_add(lifetime_ms);
         let session = Arc::new(Session {
             id: Uuid::new_v4(),
             user,

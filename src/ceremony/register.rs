@@ -159,19 +159,23 @@ impl Ceremonies {
             ));
         }
         check_same_origin(&credential.response.client_data_json)?;
-        // Answered before verification so the reason is clear (webauthn-rs reports an excluded
-        // credential as an altered algorithm); the transaction below is the real guard.
-        if self.store().credential(&credential.raw_id).await?.is_some() {
-            return Err(Error::CredentialInUse);
-        }
         // What webauthn-rs lets through: id length, trailing bytes (WebAuthn L3 §6.5.1).
         crate::aaguid::check_registration_shape(&credential.response.attestation_object)
             .map_err(Error::VerificationFailed)?;
-        let passkey = self
+        let passkey = match self
             .inner
             .webauthn
             .finish_passkey_registration(credential, &state)
-            .map_err(verification_error)?;
+        {
+            Ok(passkey) => passkey,
+            // webauthn-rs reports an excluded credential (one of the account's own) as an
+            // altered algorithm: a registered id is named as such. Asked only on this path; on
+            // success the store's write is what refuses an id already registered.
+            Err(_) if self.store().credential(&credential.raw_id).await?.is_some() => {
+                return Err(Error::CredentialInUse)
+            }
+            Err(e) => return Err(verification_error(e)),
+        };
         check_key_matches_its_algorithm(&passkey)?;
         // Decoded once, here, in the form sign-in verifies with; a key sign-in could not use
         // is refused now rather than at every sign-in.

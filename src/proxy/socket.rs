@@ -30,7 +30,7 @@ use bytestring::ByteString;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 
 use super::http::CONNECT_TIMEOUT;
-use crate::ws::{Conn, Ending, Handler, Next, Stop, CLOSE_INTERNAL};
+use crate::ws::{Conn, Ending, Handler, Next, SocketClass, Stop, CLOSE_INTERNAL};
 
 /// How long the closing handshake with the upstream may take before its connection is dropped.
 const UPSTREAM_CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -171,6 +171,8 @@ fn close_for_client(reason: &Option<CloseReason>) -> Stop {
 }
 
 impl Handler for Relay {
+    const CLASS: SocketClass = SocketClass::Proxy;
+
     async fn open(&mut self, conn: &mut Conn<'_>) -> Result<(), Stop> {
         let Some(dial) = self.dial.take() else {
             return Ok(());

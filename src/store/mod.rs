@@ -4,8 +4,9 @@
 //! (PostgreSQL, shared by every node of a cluster, docs/cluster.md).
 //!
 //! The interface speaks the domain's operations, so each backend keeps its invariants its own
-//! way: sled in multi-tree transactions, PostgreSQL with `UNIQUE` constraints and single
-//! statements (`INSERT … ON CONFLICT`, `DELETE … RETURNING`) that are atomic by themselves.
+//! way: sled in transactions and crash-ordered single-key writes, PostgreSQL with `UNIQUE`
+//! constraints and single statements (`INSERT … ON CONFLICT`, `DELETE … RETURNING`) that are
+//! atomic by themselves.
 //!
 //! Invariants, for both backends:
 //! - a user and their first passkey are created together or not at all; one credential id

@@ -10,13 +10,16 @@
 //!   it has signed in (see [`usage`])
 //! - `sessions`: SHA-256 of a bearer token → [`SessionRecord`] as JSON (see `tokens`)
 //! - `meta`: versions of the indexes (see [`migrate`])
+//! - `registering`: user id → an account being created, until it is complete (see [`create`])
 //!
-//! Invariants: a user and their first passkey are written in one transaction, and a passkey is
-//! only ever inserted by a transaction that first sees its id absent, so two racing registrations
-//! of one credential id (or one username) cannot both win. Callers that promise durability await
+//! Invariants: a user and their first passkey are written together, all or nothing across a
+//! crash ([`create`]), and a passkey is only ever inserted by a compare-and-swap or a transaction
+//! that first sees its id absent, so two racing registrations of one credential id (or one
+//! username) cannot both win. Callers that promise durability await
 //! [`SledStore::flush`] before they answer. Domain code only: nothing here knows of HTTP or sockets.
 
 mod admin;
+mod create;
 mod flush;
 mod migrate;
 mod probe;
@@ -38,7 +41,6 @@ use crate::error::Error;
 /// Why a write was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Conflict {
-    UsernameTaken,
     CredentialInUse,
     UnknownUser,
     PasskeyLimit(u32),
@@ -49,7 +51,6 @@ enum Conflict {
 impl From<Conflict> for Error {
     fn from(c: Conflict) -> Self {
         match c {
-            Conflict::UsernameTaken => Error::UsernameTaken,
             Conflict::CredentialInUse => Error::CredentialInUse,
             Conflict::UnknownUser => Error::UnknownUser,
             Conflict::PasskeyLimit(max) => Error::PasskeyLimit(max),
@@ -71,6 +72,8 @@ pub struct SledStore {
     sessions: sled::Tree,
     /// Versions of the indexes (see [`migrate`]).
     meta: sled::Tree,
+    /// Accounts being created: user id → what to undo if a crash interrupts (see [`create`]).
+    registering: sled::Tree,
     flusher: flush::GroupCommit,
 }
 
@@ -110,10 +113,14 @@ impl SledStore {
             credential_use: db.open_tree("credential_use")?,
             sessions: db.open_tree("sessions")?,
             meta: db.open_tree("meta")?,
+            registering: db.open_tree("registering")?,
             // Every flush ends with fdatasync of sled's log file (see `flush`).
             flusher: flush::GroupCommit::new(Some(std::fs::File::open(dir.join("db"))?)),
             db,
         };
+        store
+            .finish_interrupted_registrations()
+            .map_err(|e| sled::Error::Unsupported(format!("interrupted registrations: {e:?}")))?;
         store
             .migrate_usernames()
             .map_err(|e| sled::Error::Unsupported(format!("username index: {e:?}")))?;
@@ -174,38 +181,10 @@ impl SledStore {
     }
 
     /// Creates a user together with their first passkey, atomically. Fails with
-    /// `username_taken` or `credential_in_use` if another write got there first.
+    /// `username_taken` or `credential_in_use` if another write got there first. Not a sled
+    /// transaction: single-key writes in an order a crash cannot tear (see [`create`]).
     pub fn create_user(&self, user: &UserRecord, cred: &CredentialRecord) -> Result<(), Error> {
-        let name_key = username_key(&user.name);
-        let user_json = to_json(user)?;
-        let cred_json = to_json(cred)?;
-        let cred_id = cred.passkey.cred_id().as_slice();
-        (
-            &self.users,
-            &self.usernames,
-            &self.credentials,
-            &self.user_credentials,
-            &self.credential_use,
-        )
-            .transaction(|(users, usernames, credentials, user_credentials, usage)| {
-                if usernames.get(name_key.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(Conflict::UsernameTaken));
-                }
-                if credentials.get(cred_id)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(
-                        Conflict::CredentialInUse,
-                    ));
-                }
-                usernames.insert(name_key.as_bytes(), user.id.as_bytes())?;
-                users.insert(user.id.as_bytes(), user_json.as_slice())?;
-                credentials.insert(cred_id, cred_json.as_slice())?;
-                user_credentials.insert(user_cred_key(&user.id, cred_id), &[])?;
-                // A sign-in racing the deletion of an earlier registration of this id can leave
-                // its usage behind; the new registration starts afresh.
-                usage.remove(cred_id)?;
-                Ok(())
-            })
-            .map_err(map_tx)
+        self.create_user_in_order(user, cred)
     }
 
     /// Adds a passkey to an existing user, atomically with the credential-id index and the

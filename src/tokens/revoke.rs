@@ -113,7 +113,7 @@ impl TokenTable {
             Some(store) if !s.is_socket_only() => store.remove_session(&hash),
             _ => Ok(()),
         };
-        s.sockets.send_replace(SessionSignal::Ended);
+        s.sockets.send_replace(SessionSignal::ended());
         self.inner.events.emit(Event::SessionEnded {
             user: s.user.id,
             session: s.id,

@@ -80,7 +80,7 @@ impl TokenTable {
         self.inner.by_user.remove_if(&user, |_, ids| ids.is_empty());
         self.inner.by_hash.remove(&s.hash());
         if announce {
-            s.sockets.send_replace(SessionSignal::Ended);
+            s.sockets.send_replace(SessionSignal::ended());
             self.inner.events.emit(Event::SessionEnded {
                 user,
                 session: s.id,

@@ -10,7 +10,7 @@ use bytestring::ByteString;
 use tokio::sync::broadcast;
 
 use super::dispatch::{dispatch, Outcome, SocketKind};
-use super::handler::{Conn, Handler, Next, Stop};
+use super::handler::{Conn, Handler, Next, SocketClass, Stop};
 
 /// Sends a dispatched frame's reply and applies the rest of its outcome.
 async fn apply(conn: &mut Conn<'_>, outcome: Outcome) -> Result<(), Stop> {
@@ -36,6 +36,8 @@ async fn run_protocol(conn: &mut Conn<'_>, kind: SocketKind, text: &str) -> Outc
 pub struct Ceremony;
 
 impl Handler for Ceremony {
+    const CLASS: SocketClass = SocketClass::Ceremony;
+
     async fn text(&mut self, conn: &mut Conn<'_>, text: ByteString) -> Result<(), Stop> {
         let outcome = run_protocol(conn, SocketKind::Ceremony, &text).await;
         apply(conn, outcome).await
@@ -56,6 +58,8 @@ impl Handler for Ceremony {
 pub struct Echo;
 
 impl Handler for Echo {
+    const CLASS: SocketClass = SocketClass::Echo;
+
     async fn text(&mut self, conn: &mut Conn<'_>, text: ByteString) -> Result<(), Stop> {
         conn.text(text).await
     }
@@ -83,6 +87,8 @@ impl Chat {
 }
 
 impl Handler for Chat {
+    const CLASS: SocketClass = SocketClass::Chat;
+
     async fn open(&mut self, conn: &mut Conn<'_>) -> Result<(), Stop> {
         self.join_if_signed_in(conn);
         Ok(())

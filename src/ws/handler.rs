@@ -31,6 +31,7 @@ use uuid::Uuid;
 use super::dispatch::{Close, SocketCtx};
 use super::expiry::SocketTimer;
 use crate::clock::Clock;
+pub use crate::metrics::SocketClass;
 use crate::protocol::{self, ServerMsg, UserView};
 use crate::state::AppState;
 use crate::tokens::{Revocation, SessionSignal};
@@ -94,6 +95,10 @@ pub enum Ending {
 /// the socket. All of them run one at a time; none runs after [`close`](Handler::close).
 #[allow(async_fn_in_trait)] // Sockets run on their worker's thread: no `Send` bound is wanted.
 pub trait Handler: 'static {
+    /// The `kind` label its sockets count under in `wsauthn_sockets_open_by_kind`; an
+    /// application's own sockets are [`SocketClass::App`].
+    const CLASS: SocketClass = SocketClass::App;
+
     /// The socket is let in: its token came with the upgrade, its path needs none, or its first
     /// `auth` frame was valid (then `open` runs once `auth.result` is queued, so what it sends
     /// comes after). Let in by a header or an open path, `open` runs before the upgrade is
@@ -164,7 +169,7 @@ impl Binding {
     pub fn bind(&mut self, watch: Revocation, clock: &dyn Clock) {
         match watch.current() {
             SessionSignal::Live { expires_ms } => self.timer.arm(expires_ms, clock),
-            SessionSignal::Ended => self.timer.disarm(),
+            SessionSignal::Ended { .. } => self.timer.disarm(),
         }
         self.revocation = Some(watch);
     }
@@ -219,7 +224,7 @@ impl Conn<'_> {
     pub fn expires_at(&self) -> Option<u64> {
         match self.binding.revocation.as_ref()?.current() {
             SessionSignal::Live { expires_ms } => Some(expires_ms / 1000),
-            SessionSignal::Ended => None,
+            SessionSignal::Ended { .. } => None,
         }
     }
 

@@ -33,7 +33,7 @@ use crate::tokens::SessionMeta;
 pub use actix_ws::Message;
 pub use bytestring::ByteString;
 pub use dispatch::{Close, SocketCtx, SocketKind, CLOSE_UNAUTHORIZED};
-pub use handler::{Conn, Ending, Handler, Next, Stop};
+pub use handler::{Conn, Ending, Handler, Next, SocketClass, Stop};
 pub use session::CLOSE_INTERNAL;
 
 pub async fn ceremony_socket(

@@ -43,9 +43,14 @@ pub(super) async fn login(
         credential_id: None,
         ..ctx.caller.meta.clone()
     };
-    let info = state.tokens.issue_for_socket(Arc::new(user.view()), meta)?;
+    // The session itself ends with the grant, so the socket closes (4401) on time, not at its
+    // next frame.
+    let grant_ms = crate::recovery::SESSION_SECS * 1000;
+    let until_ms = state.clock.now_ms() + grant_ms;
+    let info = state
+        .tokens
+        .issue_for_socket_until(Arc::new(user.view()), meta, grant_ms)?;
     let watch = bind(ctx, state, &info).ok_or(Error::RecoveryFailed)?;
-    let until_ms = state.clock.now_ms() + crate::recovery::SESSION_SECS * 1000;
     ctx.recovery = Some(RecoveryGrant {
         until_ms,
         token: false,

@@ -62,8 +62,10 @@ pub(crate) struct Socket<H> {
     auth_deadline: Option<Pin<Box<Sleep>>>,
     flood: TokenBucket,
     last_seen: Instant,
-    /// Counts the socket open until its closing handshake is over.
-    _open: OpenSocket,
+    /// When the socket's session ended, once its loop saw it (for the fan-out metric).
+    revoked_at: Option<Instant>,
+    /// Counts the socket open until its closing handshake is over, in all and by kind.
+    _open: (OpenSocket, crate::metrics::OpenClass),
 }
 
 /// Owns the socket's context and cancels what the socket leaves behind however its loop ends,
@@ -180,7 +182,8 @@ impl<H: Handler> Socket<H> {
             .then(|| Duration::from_millis(ws.auth_deadline_ms))
             .map(|after| Box::pin(sleep(after)));
         Socket {
-            _open: state.socket_opened(),
+            _open: (state.socket_opened(), state.metrics.socket_opened(H::CLASS)),
+            revoked_at: None,
             shutdown: state.shutdown_signal(),
             live: Live {
                 state,
@@ -241,6 +244,14 @@ impl<H: Handler> Socket<H> {
             // What the socket started ends before the handshake (see [`Live`]); the handshake
             // borrows the wire, so the task holds it once, in the `Socket`.
             socket.live.end();
+            if let Some(at) = socket.revoked_at {
+                socket
+                    .live
+                    .state
+                    .metrics
+                    .revocation_fanout()
+                    .observe(at.elapsed());
+            }
             closing::finish(&socket.session, &mut socket.stream, ending, release).await;
         }
     }
@@ -306,7 +317,10 @@ impl<H: Handler> Socket<H> {
                 },
                 sent = drain(&mut self.session, &mut self.outbox), if draining => sent.map_err(ending_of),
                 signal = session_signal(&mut self.binding.revocation) => match signal {
-                    SessionSignal::Ended => Err(Ending::Server(Close::unauthorized())),
+                    SessionSignal::Ended { at } => {
+                        self.revoked_at = Some(at);
+                        Err(Ending::Server(Close::unauthorized()))
+                    }
                     SessionSignal::Live { expires_ms } => {
                         self.binding.timer.arm(expires_ms, &*self.live.state.clock);
                         Ok(())

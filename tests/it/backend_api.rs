@@ -2,6 +2,8 @@
 //! revoking and deleting one, over real sockets against a real server, the key checks on every
 //! path, and durability against `kill -9` with the real binary.
 
+#[path = "backend_api/cli.rs"]
+mod cli;
 #[path = "backend_api/docs.rs"]
 mod docs;
 #[path = "backend_api/support.rs"]

@@ -472,7 +472,7 @@ async fn racing_registrations_of_one_credential_id_let_exactly_one_win() {
 
 #[actix_web::test]
 async fn the_store_lets_one_of_many_concurrent_writers_of_a_credential_id_win() {
-    // Below the pre-check of register.finish: the sled transaction itself decides.
+    // Below register.finish: the store's compare-and-swap of the credential id decides.
     let app = spawn_app().await;
     let mut key = SoftAuthenticator::new();
     signed_up(&app, &mut key, "template").await;

@@ -26,6 +26,7 @@ mod metrics;
 mod migrate;
 pub(crate) mod persistence;
 mod pg_server;
+mod promises;
 mod proxy;
 mod readiness;
 mod self_service;

@@ -100,3 +100,71 @@ async fn metrics_need_the_admin_key_when_one_is_set() {
     assert_eq!(scrape(&app, Some("wrong")).await.0, 401);
     assert_eq!(scrape(&app, Some(&key)).await.0, 200);
 }
+
+#[actix_web::test]
+async fn metrics_count_sockets_by_kind_and_time_the_revocations_that_close_them() {
+    let app = spawn_with(|c| c.metrics.enabled = true).await;
+    let mut key = SoftAuthenticator::new();
+    let (token, _, mut ws) = signed_up(&app, &mut key, "noa").await;
+    let bearer = format!("Bearer {token}");
+    let headers = [("Origin", ORIGIN), ("Authorization", bearer.as_str())];
+    let mut echo = app.ws_with("/echo", &headers).await.unwrap();
+    let mut chat = app.ws_with("/chat", &headers).await.unwrap();
+    let _anonymous = app.ws("/ws").await;
+    let text = scrape(&app, None).await.1;
+    let open = |text: &str, kind: &str| {
+        value(
+            text,
+            &format!(r#"wsauthn_sockets_open_by_kind{{kind="{kind}"}}"#),
+        )
+    };
+    assert_eq!(open(&text, "ws"), 2.0, "{text}");
+    assert_eq!(open(&text, "echo"), 1.0);
+    assert_eq!(open(&text, "chat"), 1.0);
+    assert_eq!((open(&text, "app"), open(&text, "proxy")), (0.0, 0.0));
+    assert_eq!(value(&text, "wsauthn_sockets_open"), 4.0);
+    assert_eq!(value(&text, "wsauthn_revocation_fanout_seconds_count"), 0.0);
+
+    ws.request(json!({"type":"logout"})).await;
+    // The session's end closes every socket it had, the one that logged out too.
+    for socket in [&mut ws, &mut echo, &mut chat] {
+        assert_eq!(socket.expect_close().await, 4401);
+    }
+    // The sockets count until their closing handshake is over, which the close above answers.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = scrape(&app, None).await.1;
+        if open(&text, "echo") + open(&text, "chat") + open(&text, "ws") == 1.0 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (open(&text, "echo"), open(&text, "chat")),
+        (0.0, 0.0),
+        "{text}"
+    );
+    assert_eq!(
+        open(&text, "ws"),
+        1.0,
+        "the socket that never signed in stays"
+    );
+    assert_eq!(
+        value(&text, "wsauthn_revocation_fanout_seconds_count"),
+        3.0,
+        "one for each socket the logout closed: {text}"
+    );
+    let within_a_second = value(
+        &text,
+        r#"wsauthn_revocation_fanout_seconds_bucket{le="1.0"}"#,
+    );
+    assert_eq!(within_a_second, 3.0, "{text}");
+    let inf = value(
+        &text,
+        r#"wsauthn_revocation_fanout_seconds_bucket{le="+Inf"}"#,
+    );
+    assert_eq!(
+        inf, 3.0,
+        "buckets are cumulative and end at the count: {text}"
+    );
+}

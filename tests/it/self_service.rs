@@ -294,3 +294,34 @@ async fn related_origins_are_served_as_well_known_and_accepted_in_ceremonies() {
         .is_err());
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_recovery_session_ends_when_its_ten_minutes_do_and_closes_its_socket() {
+    let app = spawn_app().await;
+    let mut key = SoftAuthenticator::new();
+    let (token, _, mut ws) = signed_up(&app, &mut key, "rhea").await;
+    let codes = make_codes(&mut ws).await;
+    let (mut rec, granted) = redeem(&app, "rhea", &codes[0]).await;
+    assert_eq!(granted["type"], "recovery.result", "{granted}");
+    let until = granted["until"].as_u64().unwrap();
+    // The owner sees the recovery session, ending when the grant does, not a token's lifetime.
+    let (_, _, listed) = app.get("/api/sessions", Some(&token)).await;
+    let recovery = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["socketOnly"] == true)
+        .unwrap_or_else(|| panic!("no socket-only session in {listed}"))
+        .clone();
+    let expires = recovery["expiresAt"].as_u64().unwrap();
+    assert!(expires.abs_diff(until) <= 1, "{recovery} against {until}");
+
+    // Ten minutes later, with no frame from the client, the session is gone and the socket
+    // closed: the server's sweep (every few seconds) ends it, as it ends any expired session.
+    app.clock.advance(std::time::Duration::from_secs(601));
+    assert!(app.state.tokens.sweep() >= 1);
+    assert_eq!(rec.expect_close().await, 4401);
+    let (_, _, listed) = app.get("/api/sessions", Some(&token)).await;
+    assert_eq!(listed["sessions"].as_array().unwrap().len(), 1, "{listed}");
+    app.stop().await;
+}

@@ -94,3 +94,17 @@ async fn sigterm_closes_every_socket_with_1001_exits_0_and_loses_nothing_acknowl
     assert_eq!(status_of(server.addr, "/api/me", &token).await, 200);
     assert_eq!(status_of(server.addr, "/api/me", &revoked).await, 401);
 }
+
+#[actix_web::test]
+async fn sigterm_the_moment_the_server_says_it_listens_still_shuts_it_down_gracefully() {
+    // The handlers are in place before the server logs that it listens, so a signal sent on
+    // that line is not lost to the default action (death by SIGTERM, nothing flushed).
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path());
+        server.signal("TERM");
+        let (status, lines) = server.wait_for_exit();
+        assert!(status.success(), "{status}: {lines:#?}");
+        assert!(lines.iter().any(|l| l.contains("stopped")), "{lines:#?}");
+    }
+}
