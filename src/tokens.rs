@@ -95,52 +95,6 @@ pub enum TokenError {
     Invalid,
 }
 
-/// What a bound socket is told about its session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionSignal {
-    /// The session lives until `expires_ms` (changes when the token is refreshed).
-    Live { expires_ms: Millis },
-    /// Revoked or expired, at `at` (on this node's clock): the socket must close. `at` times
-    /// the revocation's way to the socket (`wsauthn_revocation_fanout_seconds`).
-    Ended { at: std::time::Instant },
-}
-
-impl SessionSignal {
-    /// The signal a session's end sends, now.
-    pub fn ended() -> Self {
-        SessionSignal::Ended {
-            at: std::time::Instant::now(),
-        }
-    }
-
-    pub fn is_ended(&self) -> bool {
-        matches!(self, SessionSignal::Ended { .. })
-    }
-}
-
-/// A socket's subscription to its session.
-#[derive(Debug)]
-pub struct Revocation(watch::Receiver<SessionSignal>);
-
-impl Revocation {
-    pub fn current(&self) -> SessionSignal {
-        *self.0.borrow()
-    }
-
-    /// Waits for the next change; `Ended` also when the session is gone.
-    pub async fn changed(&mut self) -> SessionSignal {
-        match self.0.changed().await {
-            Ok(()) => *self.0.borrow_and_update(),
-            Err(_) => SessionSignal::ended(),
-        }
-    }
-
-    /// Resolves once the session has ended.
-    pub async fn fired(&mut self) {
-        while !self.changed().await.is_ended() {}
-    }
-}
-
 struct Session {
     id: Uuid,
     user: Arc<UserView>,
@@ -451,10 +405,12 @@ mod persist;
 mod revoke;
 mod secret;
 mod shared;
+mod signal;
 mod users;
 
 use secret::{decode_hex_32, hash_token, new_token};
 pub use secret::{IssuedToken, TokenHash};
+pub use signal::{Revocation, SessionSignal};
 
 #[cfg(test)]
 mod tests;
