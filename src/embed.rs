@@ -129,6 +129,10 @@ impl WsauthnBuilder {
             state.downgrade(),
             state.shutdown_signal(),
         ));
+        // sled: reopened by itself once it fails and the disk works again.
+        if let Some(watch) = state.store.watch_sled(state.shutdown_signal()) {
+            runtime.spawn(watch);
+        }
         Ok(Wsauthn {
             state,
             finished: Arc::new(watch::channel(false).0),

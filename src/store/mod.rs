@@ -24,6 +24,7 @@
 mod copy;
 mod postgres;
 mod records;
+mod sled_cell;
 mod sled_store;
 
 use std::path::Path;
@@ -39,6 +40,7 @@ pub use postgres::{Feed, PgStore, Revoked};
 pub use records::{
     CredentialRecord, DeletedUser, RecoverySet, SessionRecord, StoredCode, UserRecord,
 };
+pub use sled_cell::SledCell;
 pub use sled_store::{Collision, SledStore};
 
 /// Which backend a [`Store`] runs on (`[store] backend`).
@@ -64,7 +66,8 @@ pub enum OpenError {
 }
 
 enum Backend {
-    Sled(SledStore),
+    /// The one opening in use, reopened when sled fails (`sled_cell`).
+    Sled(Arc<SledCell>),
     Postgres(PgStore),
 }
 
@@ -79,7 +82,10 @@ pub struct Store {
 macro_rules! dispatch {
     ($self:ident, sync $s:ident => $sled:expr, $p:ident => $pg:expr) => {
         match &*$self.inner {
-            Backend::Sled($s) => $sled,
+            Backend::Sled(cell) => {
+                let $s = &*cell.get()?;
+                $sled
+            }
             Backend::Postgres($p) => $pg.await,
         }
     };
@@ -88,13 +94,9 @@ macro_rules! dispatch {
 impl Store {
     /// Opens (creating if needed) a sled store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, sled::Error> {
-        Ok(Store::from_sled(SledStore::open(dir)?))
-    }
-
-    pub fn from_sled(store: SledStore) -> Store {
-        Store {
-            inner: Arc::new(Backend::Sled(store)),
-        }
+        Ok(Store {
+            inner: Arc::new(Backend::Sled(Arc::new(SledCell::open(dir)?))),
+        })
     }
 
     pub fn from_postgres(store: PgStore) -> Store {
@@ -130,10 +132,21 @@ impl Store {
         }
     }
 
-    /// The sled backend, for what only it has (tests, the migration's source).
-    pub fn as_sled(&self) -> Option<&SledStore> {
+    /// For sled, the task that checks the opening every second and reopens it after a failure
+    /// (`sled_cell`); it holds the store weakly, so it never keeps it open. `None` for
+    /// PostgreSQL, whose connections reconnect by themselves.
+    pub fn watch_sled(
+        &self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<impl std::future::Future<Output = ()> + 'static> {
+        let cell = self.as_sled()?;
+        Some(sled_cell::watch(Arc::downgrade(cell), shutdown))
+    }
+
+    /// The sled backend's cell, for what only it has (its reopening, `sled_cell`).
+    pub fn as_sled(&self) -> Option<&Arc<SledCell>> {
         match &*self.inner {
-            Backend::Sled(s) => Some(s),
+            Backend::Sled(cell) => Some(cell),
             Backend::Postgres(_) => None,
         }
     }
@@ -149,7 +162,7 @@ impl Store {
     /// Waits until every write made before the call is durable (see the module's invariants).
     pub async fn flush(&self) -> Result<(), Error> {
         match &*self.inner {
-            Backend::Sled(s) => s.flush().await,
+            Backend::Sled(cell) => cell.get()?.flush().await,
             Backend::Postgres(p) => p.flush().await,
         }
     }
@@ -157,7 +170,7 @@ impl Store {
     /// Flushes run so far (each may acknowledge many writes).
     pub fn flushes(&self) -> u64 {
         match &*self.inner {
-            Backend::Sled(s) => s.flushes(),
+            Backend::Sled(cell) => cell.get().map_or(0, |s| s.flushes()),
             Backend::Postgres(p) => p.flushes(),
         }
     }
@@ -165,7 +178,7 @@ impl Store {
     /// How long the flushes take (for the metrics).
     pub fn flush_times(&self) -> crate::metrics::AtomicHistogram {
         match &*self.inner {
-            Backend::Sled(s) => s.flush_times(),
+            Backend::Sled(cell) => cell.flush_times(),
             Backend::Postgres(p) => p.flush_times(),
         }
     }
@@ -200,9 +213,9 @@ impl Store {
         name: &str,
     ) -> Result<Option<(UserRecord, Vec<SignInPasskey>)>, Error> {
         match &*self.inner {
-            Backend::Sled(s) => match s.user_by_name(name)? {
+            Backend::Sled(cell) => match cell.get()?.user_by_name(name)? {
                 Some(user) => {
-                    let passkeys = s.sign_in_passkeys(&user.id)?;
+                    let passkeys = cell.get()?.sign_in_passkeys(&user.id)?;
                     Ok(Some((user, passkeys)))
                 }
                 None => Ok(None),
@@ -267,7 +280,7 @@ impl Store {
     /// Writes a session through (synchronous: PostgreSQL queues it; [`Store::flush`] waits).
     pub fn put_session(&self, hash: &[u8; 32], record: &SessionRecord) -> Result<(), Error> {
         match &*self.inner {
-            Backend::Sled(s) => s.put_session(hash, record),
+            Backend::Sled(cell) => cell.get()?.put_session(hash, record),
             Backend::Postgres(p) => p.put_session(hash, record),
         }
     }
@@ -275,7 +288,7 @@ impl Store {
     /// Removes a session (synchronous like [`Store::put_session`]).
     pub fn remove_session(&self, hash: &[u8; 32]) -> Result<(), Error> {
         match &*self.inner {
-            Backend::Sled(s) => s.remove_session(hash),
+            Backend::Sled(cell) => cell.get()?.remove_session(hash),
             Backend::Postgres(p) => p.remove_session(hash),
         }
     }
@@ -289,7 +302,8 @@ impl Store {
         record: &SessionRecord,
     ) -> Result<(), Error> {
         match &*self.inner {
-            Backend::Sled(s) => {
+            Backend::Sled(cell) => {
+                let s = cell.get()?;
                 s.remove_session(old)?;
                 s.put_session(hash, record)
             }
@@ -356,7 +370,7 @@ impl Store {
     /// `Ok` when the store takes durable writes (sled: also the data directory `dir`).
     pub async fn probe_write(&self, dir: &Path, now_ms: u64) -> Result<(), Error> {
         match &*self.inner {
-            Backend::Sled(s) => s.probe_write(dir, now_ms).await,
+            Backend::Sled(cell) => cell.get()?.probe_write(dir, now_ms).await,
             Backend::Postgres(p) => p.probe_write(now_ms).await,
         }
     }

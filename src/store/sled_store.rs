@@ -23,6 +23,7 @@ mod create;
 mod flush;
 mod migrate;
 mod probe;
+pub(super) use probe::directory_takes_writes;
 mod recovery;
 mod signin;
 mod usage;
@@ -104,6 +105,14 @@ fn map_tx(e: TransactionError<Conflict>) -> Error {
 impl SledStore {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore, sled::Error> {
+        SledStore::open_with(dir, crate::metrics::AtomicHistogram::default())
+    }
+
+    /// [`SledStore::open`], recording flush times into `times`.
+    pub fn open_with(
+        dir: &Path,
+        times: crate::metrics::AtomicHistogram,
+    ) -> Result<SledStore, sled::Error> {
         let db = sled::Config::new().path(dir).open()?;
         let store = SledStore {
             users: db.open_tree("users")?,
@@ -115,7 +124,7 @@ impl SledStore {
             meta: db.open_tree("meta")?,
             registering: db.open_tree("registering")?,
             // Every flush ends with fdatasync of sled's log file (see `flush`).
-            flusher: flush::GroupCommit::new(Some(std::fs::File::open(dir.join("db"))?)),
+            flusher: flush::GroupCommit::new(Some(std::fs::File::open(dir.join("db"))?), times),
             db,
         };
         store

@@ -114,3 +114,209 @@ async fn readyz_is_503_once_the_data_directory_is_on_a_full_disk() {
     server.wait_for_line(|l| l.contains("readiness: the store does not take writes"));
     drop(server);
 }
+
+/// Registers `name` with a token on a fresh socket: the `register.result`, or the error frame.
+async fn try_register(
+    addr: std::net::SocketAddr,
+    key: &mut wsauthn::softkey::SoftAuthenticator,
+    name: &str,
+) -> Value {
+    let mut ws = ws_at(addr, "/ws").await;
+    register(&mut ws, key, name, true).await
+}
+
+/// Waits until `/readyz` answers `want`.
+async fn readyz_becomes(addr: std::net::SocketAddr, want: u16) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = get_at(addr, "/readyz").await;
+        if status == want {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "/readyz still {status} {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn the_store_recovers_by_itself_once_a_full_disk_has_room_again() {
+    let Some(disk) = SmallDisk::mount("16m") else {
+        return;
+    };
+    let data = disk.path().join("data");
+    let server = Server::start(&data);
+    let mut before = wsauthn::softkey::SoftAuthenticator::new();
+    let kept = try_register(server.addr, &mut before, "before").await;
+    assert_eq!(kept["verified"], "ok", "{kept}");
+
+    disk.fill();
+    readyz_becomes(server.addr, 503).await;
+    // Full: registrations fail with an error, never a false "ok" (a few may still fit in space
+    // sled holds already; keep going until one is refused).
+    let mut refused = None;
+    for i in 0..200 {
+        let mut key = wsauthn::softkey::SoftAuthenticator::new();
+        let reply = try_register(server.addr, &mut key, &format!("full{i}")).await;
+        if reply["type"] == "error" {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("a full disk refuses registrations");
+    assert_eq!(refused["code"], "internal", "{refused}");
+
+    // Room again: without a restart, the store takes writes, and sign-ins and registrations work.
+    std::fs::remove_file(disk.path().join("filler")).unwrap();
+    let body = readyz_becomes(server.addr, 200).await;
+    assert_eq!(body, json!({"status": "ready"}));
+    let mut after = wsauthn::softkey::SoftAuthenticator::new();
+    let added = try_register(server.addr, &mut after, "after").await;
+    assert_eq!(added["verified"], "ok", "{added}");
+    let mut ws = ws_at(server.addr, "/ws").await;
+    let signed_in = login(&mut ws, &mut before, Some("before"), true).await;
+    assert_eq!(signed_in["verified"], "ok", "{signed_in}");
+    server.wait_for_line(|l| l.contains("the store takes writes again"));
+
+    // Nothing acknowledged was lost across the failure and the reopening.
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status}");
+    let server = Server::start(&data);
+    for (key, name) in [(&mut before, "before"), (&mut after, "after")] {
+        let mut ws = ws_at(server.addr, "/ws").await;
+        let reply = login(&mut ws, key, Some(name), false).await;
+        assert_eq!(reply["verified"], "ok", "{name}: {reply}");
+    }
+}
+
+/// An ext4 file system in a file of its own, loop-mounted with `errors=remount-ro`: the kernel
+/// turns it read-only (as on a disk error) when told to, with the server's files open on it.
+struct Ext4Disk {
+    image: PathBuf,
+    mount: PathBuf,
+}
+
+impl Ext4Disk {
+    /// `None` (with a loud note) where loop devices cannot be used; under `CI=true` that fails.
+    fn mount() -> Option<Ext4Disk> {
+        let dir = std::env::temp_dir().join(format!("wsauthn-ext4-{}", uuid::Uuid::new_v4()));
+        let disk = Ext4Disk {
+            image: dir.with_extension("img"),
+            mount: dir,
+        };
+        std::fs::create_dir_all(&disk.mount).unwrap();
+        let made = std::fs::File::create(&disk.image)
+            .and_then(|f| f.set_len(64 << 20))
+            .is_ok()
+            && Command::new("mkfs.ext4")
+                .args(["-q", "-F"])
+                .arg(&disk.image)
+                .status()
+                .is_ok_and(|s| s.success());
+        if made && disk.attach() {
+            return Some(disk);
+        }
+        if std::env::var_os("CI").is_some_and(|v| v == "true") {
+            panic!("cannot loop-mount an ext4 image (CI runs as root and must be able to)");
+        }
+        eprintln!("\nSKIPPED the read-only file system test: cannot loop-mount ext4 (not root?)\n");
+        None
+    }
+
+    fn attach(&self) -> bool {
+        Command::new("mount")
+            .args(["-o", "loop,errors=remount-ro"])
+            .arg(&self.image)
+            .arg(&self.mount)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// The loop device under the mount, as `/sys/fs/ext4` names it.
+    fn device(&self) -> String {
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+        let target = self.mount.to_str().unwrap();
+        let line = mounts
+            .lines()
+            .find(|l| l.split(' ').nth(1) == Some(target))
+            .expect("mounted");
+        line.split(' ')
+            .next()
+            .unwrap()
+            .trim_start_matches("/dev/")
+            .to_owned()
+    }
+
+    /// An ext4 error: the kernel remounts the file system read-only at once.
+    fn fail(&self) {
+        let trigger = format!("/sys/fs/ext4/{}/trigger_fs_error", self.device());
+        std::fs::write(&trigger, "wsauthn test").unwrap();
+    }
+
+    /// What an operator does next: detach the read-only file system (the server's files on it
+    /// stay open), check a copy of it (the kernel keeps the first one's error state for as
+    /// long as the server holds it open), and mount that where the first one was.
+    fn repair(&mut self) {
+        assert!(Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount)
+            .status()
+            .unwrap()
+            .success());
+        let copy = self.image.with_extension("repaired.img");
+        std::fs::copy(&self.image, &copy).unwrap();
+        let _ = std::fs::remove_file(&self.image);
+        self.image = copy;
+        let _ = Command::new("e2fsck")
+            .args(["-f", "-y"])
+            .arg(&self.image)
+            .output();
+        assert!(self.attach(), "mount the checked file system again");
+    }
+}
+
+impl Drop for Ext4Disk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+        let _ = std::fs::remove_file(&self.image);
+        let _ = std::fs::remove_dir(&self.mount);
+    }
+}
+
+#[actix_web::test]
+async fn the_store_recovers_by_itself_once_a_read_only_file_system_is_writable_again() {
+    let Some(mut disk) = Ext4Disk::mount() else {
+        return;
+    };
+    let data = disk.mount.join("data");
+    let server = Server::start(&data);
+    let mut before = wsauthn::softkey::SoftAuthenticator::new();
+    let kept = try_register(server.addr, &mut before, "before").await;
+    assert_eq!(kept["verified"], "ok", "{kept}");
+
+    disk.fail();
+    let body = readyz_becomes(server.addr, 503).await;
+    assert_eq!(body["reason"], "store_not_writable", "{body}");
+    let mut key = wsauthn::softkey::SoftAuthenticator::new();
+    let refused = try_register(server.addr, &mut key, "refused").await;
+    assert_eq!(
+        refused["code"], "internal",
+        "no false ok on a read-only disk: {refused}"
+    );
+
+    disk.repair();
+    readyz_becomes(server.addr, 200).await;
+    let mut after = wsauthn::softkey::SoftAuthenticator::new();
+    let added = try_register(server.addr, &mut after, "after").await;
+    assert_eq!(added["verified"], "ok", "{added}");
+    let mut ws = ws_at(server.addr, "/ws").await;
+    let signed_in = login(&mut ws, &mut before, Some("before"), false).await;
+    assert_eq!(signed_in["verified"], "ok", "{signed_in}");
+    let (status, _) = server.terminate();
+    assert!(status.success(), "{status}");
+    let server = Server::start(&data);
+    for (key, name) in [(&mut before, "before"), (&mut after, "after")] {
+        let mut ws = ws_at(server.addr, "/ws").await;
+        let reply = login(&mut ws, key, Some(name), false).await;
+        assert_eq!(reply["verified"], "ok", "{name}: {reply}");
+    }
+}

@@ -36,13 +36,15 @@ struct Inner {
 }
 
 impl GroupCommit {
-    pub(super) fn new(log: Option<std::fs::File>) -> Self {
+    /// `times` records each flush's duration (shared with the store's earlier openings, so the
+    /// metrics go on across a reopening).
+    pub(super) fn new(log: Option<std::fs::File>, times: crate::metrics::AtomicHistogram) -> Self {
         GroupCommit(Arc::new(Inner {
             log,
             requested: AtomicU64::new(0),
             done: AtomicU64::new(0),
             runs: AtomicU64::new(0),
-            times: crate::metrics::AtomicHistogram::default(),
+            times,
             running: tokio::sync::Mutex::new(()),
         }))
     }
@@ -97,7 +99,10 @@ mod tests {
     async fn concurrent_callers_share_flushes_and_every_write_is_on_disk_after_its_flush() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let commit = GroupCommit::new(std::fs::File::open(dir.path().join("db")).ok());
+        let commit = GroupCommit::new(
+            std::fs::File::open(dir.path().join("db")).ok(),
+            crate::metrics::AtomicHistogram::default(),
+        );
         assert!(commit.0.log.is_some(), "sled keeps its log in <dir>/db");
         let barrier = Arc::new(tokio::sync::Barrier::new(64));
         let mut tasks = Vec::new();

@@ -25,6 +25,20 @@ impl SledStore {
             .await
             .map_err(|e| Error::internal(format!("probe task: {e}")))?
     }
+
+    /// Whether sled still flushes: `false` once it has met an I/O error, which it then keeps
+    /// returning until the directory is opened again (`super::super::sled_cell`). Blocking.
+    pub fn db_flush_works(&self) -> bool {
+        self.db.flush().is_ok()
+    }
+}
+
+/// Whether the data directory `dir` takes a synced write of a new file (blocking).
+pub fn directory_takes_writes(dir: &Path) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    write_synced(&dir.join(PROBE_FILE), now).is_ok()
 }
 
 /// Writes a new file and renames it over the last one, so each probe needs space the disk does
