@@ -17,6 +17,7 @@ mod args;
 mod client;
 mod floor;
 mod procfs;
+mod progress;
 mod report;
 pub mod stats;
 mod user;
@@ -176,7 +177,7 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
         server(pid)?;
     }
     let threads = spawn_load_threads(&shared)?;
-    let progress = report::Progress::new(options.quiet);
+    let progress = progress::Progress::new(options.quiet);
 
     // Setup: wait (bounded) until every user is ready or has given up.
     let setup_started = Instant::now();
