@@ -19,7 +19,12 @@ fn protocol(c: &mut Criterion) {
     let mut f = SignInFixture::new();
     let (ceremony_id, options) = f
         .runtime
-        .block_on(f.ceremonies.login_begin(Some(USERNAME), true, None))
+        .block_on(f.ceremonies.login_begin(
+            Some(USERNAME),
+            true,
+            None,
+            wsauthn::Transport::WebSocket,
+        ))
         .expect("login.begin");
     let login_finish = json!({
         "type": "login.finish",

@@ -72,7 +72,12 @@ fn sign_in(c: &mut Criterion) {
                 let started = Instant::now();
                 let (id, options) = f
                     .runtime
-                    .block_on(f.ceremonies.login_begin(Some(USERNAME), true, None))
+                    .block_on(f.ceremonies.login_begin(
+                        Some(USERNAME),
+                        true,
+                        None,
+                        wsauthn::Transport::WebSocket,
+                    ))
                     .expect("login.begin");
                 timed += started.elapsed();
                 let credential = f.assertion(&options);
@@ -96,7 +101,12 @@ fn sign_in(c: &mut Criterion) {
         b.iter(|| {
             let (id, options) = f
                 .runtime
-                .block_on(f.ceremonies.login_begin(Some(USERNAME), true, None))
+                .block_on(f.ceremonies.login_begin(
+                    Some(USERNAME),
+                    true,
+                    None,
+                    wsauthn::Transport::WebSocket,
+                ))
                 .expect("login.begin");
             f.ceremonies.pending().cancel(&id);
             options

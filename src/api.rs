@@ -61,6 +61,7 @@ fn authentication(signed_in: &SignedIn) -> Option<Authentication> {
 pub async fn register_begin(
     state: &AppState,
     caller: &Caller,
+    via: Transport,
     req: &RegisterBegin,
 ) -> Result<RegisterOptions, Error> {
     let signed_in_as = caller.user.as_ref().map(|u| u.id).zip(caller.session);
@@ -72,6 +73,7 @@ pub async fn register_begin(
             req.token,
             signed_in_as,
             caller.meta.address,
+            via,
         )
         .await?;
     Ok(RegisterOptions {
@@ -106,11 +108,12 @@ pub async fn register_finish(
 pub async fn login_begin(
     state: &AppState,
     caller: &Caller,
+    via: Transport,
     req: &LoginBegin,
 ) -> Result<LoginOptions, Error> {
     let (ceremony_id, options) = state
         .ceremonies
-        .login_begin(req.username.as_deref(), req.token, caller.meta.address)
+        .login_begin(req.username.as_deref(), req.token, caller.meta.address, via)
         .await?;
     Ok(LoginOptions {
         ceremony_id,

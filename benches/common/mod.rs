@@ -69,7 +69,14 @@ impl SignInFixture {
             .expect("runtime");
         let mut key = SoftAuthenticator::new();
         let (id, options) = runtime
-            .block_on(ceremonies.register_begin(USERNAME, None, false, None, None))
+            .block_on(ceremonies.register_begin(
+                USERNAME,
+                None,
+                false,
+                None,
+                None,
+                wsauthn::Transport::WebSocket,
+            ))
             .expect("register.begin");
         let options = serde_json::to_value(&options).expect("options encode");
         let credential: RegisterPublicKeyCredential = serde_json::from_value(

@@ -60,7 +60,7 @@ pub struct Verifier {
 }
 
 /// What a ceremony allows beyond the fixed checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Policy {
     /// Step 16. Passkey sign-in (both kinds) requires user verification.
     pub user_verification_required: bool,
@@ -83,7 +83,7 @@ impl Policy {
 }
 
 /// What the server knew of a credential before this assertion.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KnownCredential {
     pub cred_id: Vec<u8>,
     pub key: PublicKey,

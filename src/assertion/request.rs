@@ -23,7 +23,7 @@ use crate::store::CredentialRecord;
 const CHALLENGE_LEN: usize = 32;
 
 /// A ceremony's random challenge.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Challenge([u8; CHALLENGE_LEN]);
 
 impl fmt::Debug for Challenge {
@@ -51,8 +51,9 @@ impl Challenge {
     }
 }
 
-/// What the server keeps between `login.begin` and `login.finish`.
-#[derive(Debug)]
+/// What the server keeps between `login.begin` and `login.finish` (serialized only into a
+/// shared store's parked ceremonies, never to a client).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct AssertionState {
     pub challenge: Challenge,
     pub policy: Policy,

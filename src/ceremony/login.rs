@@ -18,6 +18,7 @@ impl Ceremonies {
         username: Option<&str>,
         token: bool,
         from: Option<std::net::IpAddr>,
+        via: Transport,
     ) -> Result<(Uuid, RequestChallengeResponse), Error> {
         self.allow_begin(from)?;
         let assertions = &self.inner.assertions;
@@ -46,7 +47,7 @@ impl Ceremonies {
                 (options, PendingState::Discoverable { state, token })
             }
         };
-        let id = self.inner.pending.insert(state, from)?;
+        let id = self.park(state, from, via).await?;
         Ok((id, options))
     }
 
@@ -100,7 +101,7 @@ impl Ceremonies {
         meta: &SessionMeta,
         user_seen: &mut Option<Uuid>,
     ) -> Result<SignedIn, Error> {
-        let pending = self.inner.pending.take(ceremony_id, CeremonyKind::Login)?;
+        let pending = self.take(ceremony_id, CeremonyKind::Login).await?;
         // Verified here, WebAuthn L3 §7.2 step by step (src/assertion/); webauthn-rs only
         // reads the user handle.
         let (webauthn, assertions) = (&self.inner.webauthn, &self.inner.assertions);

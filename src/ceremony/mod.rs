@@ -9,6 +9,7 @@
 
 mod attempts;
 mod login;
+mod parked;
 pub mod pending;
 mod register;
 

@@ -28,6 +28,14 @@ use crate::clock::{Millis, SharedClock};
 use crate::error::Error;
 use crate::store::UserRecord;
 
+/// Refused: the client's address has its share of ceremonies pending.
+pub(super) const ADDRESS_FULL: Error = Error::RateLimited(
+    "Too many sign-ins are in progress from your address; finish one or wait a minute.",
+);
+/// Refused: the cap is full of live, recent ceremonies.
+pub(super) const FULL: Error =
+    Error::RateLimited("Too many sign-ins are in progress on this server; try again shortly.");
+
 /// Which `finish` a ceremony expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CeremonyKind {
@@ -35,7 +43,9 @@ pub enum CeremonyKind {
     Login,
 }
 
-/// What the server remembers between begin and finish.
+/// What the server remembers between begin and finish. Serialized only to park an HTTP
+/// ceremony in a shared store (`super::parked`), never for a client.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub enum PendingState {
     /// Registering `user`'s passkey; `existing` when the user is already stored (adding a passkey).
     Register {
@@ -85,6 +95,7 @@ pub struct PendingLimits {
 
 pub struct PendingTable {
     map: DashMap<Uuid, Pending>,
+    limits: PendingLimits,
     /// Ceremonies pending per client address (IPv6 by /64).
     owners: DashMap<IpAddr, u32>,
     cap: usize,
@@ -98,6 +109,7 @@ impl PendingTable {
     pub fn new(limits: PendingLimits, clock: SharedClock) -> Self {
         PendingTable {
             map: DashMap::new(),
+            limits,
             owners: DashMap::new(),
             cap: limits.cap,
             per_address: limits.per_address,
@@ -117,9 +129,7 @@ impl PendingTable {
         if let Some(owner) = owner {
             let mut count = self.owners.entry(owner).or_insert(0);
             if *count >= self.per_address {
-                return Err(Error::RateLimited(
-                    "Too many sign-ins are in progress from your address; finish one or wait a minute.",
-                ));
+                return Err(ADDRESS_FULL);
             }
             *count += 1;
         }
@@ -128,9 +138,7 @@ impl PendingTable {
             && (self.sweep_older_than(self.pressure_timeout_ms) == 0 || self.map.len() >= self.cap)
         {
             self.release(owner);
-            return Err(Error::RateLimited(
-                "Too many sign-ins are in progress on this server; try again shortly.",
-            ));
+            return Err(FULL);
         }
         let id = Uuid::new_v4();
         let expires_ms = self.clock.now_ms().saturating_add(self.timeout_ms);
@@ -197,6 +205,11 @@ impl PendingTable {
             self.release(*owner);
         }
         freed.len()
+    }
+
+    /// The limits this table keeps (a shared store keeps the same ones for HTTP ceremonies).
+    pub fn limits(&self) -> PendingLimits {
+        self.limits
     }
 
     /// Ceremonies pending from `ip`'s address.

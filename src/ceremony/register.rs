@@ -35,6 +35,7 @@ impl Ceremonies {
         token: bool,
         signed_in_as: Option<(Uuid, Uuid)>,
         from: Option<std::net::IpAddr>,
+        via: Transport,
     ) -> Result<(Uuid, CreationChallengeResponse), Error> {
         self.allow_begin(from)?;
         let max = self.inner.max_username_chars;
@@ -86,7 +87,7 @@ impl Ceremonies {
                 .map(|(_, session)| session),
             token,
         };
-        let id = self.inner.pending.insert(pending, from)?;
+        let id = self.park(pending, from, via).await?;
         Ok((id, options))
     }
 
@@ -143,10 +144,7 @@ impl Ceremonies {
             existing,
             authorized_by,
             token: token_at_begin,
-        } = self
-            .inner
-            .pending
-            .take(ceremony_id, CeremonyKind::Register)?
+        } = self.take(ceremony_id, CeremonyKind::Register).await?
         else {
             return Err(Error::CeremonyNotFound);
         };

@@ -92,7 +92,7 @@ pub async fn register_begin(
     body: web::Json<RegisterBegin>,
 ) -> Reply {
     let caller = caller(&req, &state)?;
-    ok(api::register_begin(&state, &caller, &body).await?)
+    ok(api::register_begin(&state, &caller, Transport::Http, &body).await?)
 }
 
 pub async fn register_finish(
@@ -115,7 +115,7 @@ pub async fn login_begin(
     body: web::Json<LoginBegin>,
 ) -> Reply {
     let caller = caller(&req, &state)?;
-    ok(api::login_begin(&state, &caller, &body).await?)
+    ok(api::login_begin(&state, &caller, Transport::Http, &body).await?)
 }
 
 pub async fn login_finish(

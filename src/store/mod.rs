@@ -22,6 +22,7 @@
 //! Domain code only: nothing here knows of HTTP or sockets.
 
 mod copy;
+mod parked;
 mod postgres;
 mod records;
 mod sled_cell;
@@ -36,6 +37,7 @@ use crate::assertion::{SignInPasskey, Verified};
 use crate::error::Error;
 pub use crate::names::username_key;
 pub use copy::{copy_sled_to_postgres, Copied};
+pub use parked::{Parked, ParkedCeremony};
 pub use postgres::{Feed, PgStore, Revoked};
 pub use records::{
     CredentialRecord, DeletedUser, RecoverySet, SessionRecord, StoredCode, UserRecord,

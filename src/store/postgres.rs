@@ -13,6 +13,7 @@
 //! - no TLS: the connection is `NoTls`, for a database on the loopback or a private network.
 
 mod accounts;
+mod ceremonies;
 mod feed;
 mod pool;
 mod schema;

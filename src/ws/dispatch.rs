@@ -206,7 +206,8 @@ async fn handle(
             if let Some(grant) = ctx.recovery.as_mut() {
                 grant.token = req.token;
             }
-            let options = api::register_begin(state, &ctx.caller, &req).await?;
+            let options =
+                api::register_begin(state, &ctx.caller, Transport::WebSocket, &req).await?;
             if let Some(old) = slots(ctx)?.register.replace(options.ceremony_id) {
                 state.ceremonies.pending().cancel(&old);
             }
@@ -231,7 +232,7 @@ async fn handle(
         }
         ClientMsg::LoginBegin(req) => {
             take_ceremony_slot(ctx, now)?;
-            let options = api::login_begin(state, &ctx.caller, &req).await?;
+            let options = api::login_begin(state, &ctx.caller, Transport::WebSocket, &req).await?;
             if let Some(old) = slots(ctx)?.login.replace(options.ceremony_id) {
                 state.ceremonies.pending().cancel(&old);
             }

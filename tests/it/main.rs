@@ -10,6 +10,7 @@ mod ceremonies;
 mod close;
 mod cluster;
 mod cluster_faults;
+mod cluster_http;
 mod cluster_nginx;
 mod config_cli;
 mod cors;

@@ -28,6 +28,8 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 const POLL_EVERY: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts to reconnect.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Every this many polls, the HTTP mirror's expired ceremonies are pruned (about a minute).
+const PRUNE_CEREMONIES_EVERY: u32 = 60;
 /// Log entries older than this are pruned (a node away longer reloads: see docs/cluster.md).
 const KEEP: &str = "1 day";
 
@@ -246,14 +248,17 @@ async fn listen(
         .await
         .map_err(db)?;
     // Housekeeping, by whichever node connects: old log entries, and sessions past their
-    // absolute expiry that no node had cached to sweep (idle ones go when a node next sees them).
+    // absolute expiry that no node had cached to sweep (idle ones go when a node next sees them),
+    // and the HTTP mirror's expired ceremonies.
     let _ = client
         .batch_execute(&format!(
             "DELETE FROM revocations WHERE at < now() - interval '{KEEP}'; \
-             DELETE FROM sessions WHERE expires_ms < extract(epoch FROM now()) * 1000"
+             DELETE FROM sessions WHERE expires_ms < extract(epoch FROM now()) * 1000; \
+             DELETE FROM ceremonies WHERE expires_ms < extract(epoch FROM now()) * 1000"
         ))
         .await;
     let mut every = tokio::time::interval(POLL_EVERY);
+    let mut polls = 0u32;
     loop {
         // Read until the log is exhausted; only then is this node confirmed.
         loop {
@@ -289,7 +294,19 @@ async fn listen(
                 // Many notifications at once need one read.
                 while notified.try_recv().is_ok() {}
             }
-            _ = every.tick() => {}
+            _ = every.tick() => {
+                polls = polls.wrapping_add(1);
+                if polls.is_multiple_of(PRUNE_CEREMONIES_EVERY) {
+                    // Abandoned ceremonies; taking one refuses it once expired anyway.
+                    let _ = client
+                        .execute(
+                            "DELETE FROM ceremonies \
+                             WHERE expires_ms < extract(epoch FROM now()) * 1000",
+                            &[],
+                        )
+                        .await;
+                }
+            }
         }
     }
 }

@@ -106,6 +106,18 @@ statements! {
     put_user = "INSERT INTO users (id, name, name_key, display_name, created_at, passkeys) \
                 VALUES ($1, $2, $3, $4, $5, $6)";
     user_count = "SELECT count(*) FROM users";
+    // A ceremony is parked only while its address has fewer than $7 live ones and the table
+    // fewer than $8 ($6 is now); the counts come back to say which limit refused it.
+    park_ceremony = "WITH o AS (SELECT count(*) AS n FROM ceremonies \
+                     WHERE owner = $3 AND expires_ms > $6), \
+                     t AS (SELECT count(*) AS n FROM ceremonies WHERE expires_ms > $6), \
+                     i AS (INSERT INTO ceremonies (id, kind, owner, begun_ms, expires_ms, state) \
+                     SELECT $1, $2, $3, $6, $4, $5 FROM o, t \
+                     WHERE ($3::text IS NULL OR o.n < $7) AND t.n < $8 RETURNING 1) \
+                     SELECT o.n, t.n, (SELECT count(*) FROM i) FROM o, t";
+    take_ceremony = "DELETE FROM ceremonies WHERE id = $1 AND kind = $2 \
+                     RETURNING expires_ms, state";
+    free_ceremonies = "DELETE FROM ceremonies WHERE begun_ms < $1";
     probe = "INSERT INTO probes (node, at_ms) VALUES ($1, $2) \
              ON CONFLICT (node) DO UPDATE SET at_ms = EXCLUDED.at_ms";
 }

@@ -21,6 +21,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_revocations",
         include_str!("../../../migrations/0002_revocations.sql"),
     ),
+    (
+        "0003_ceremonies",
+        include_str!("../../../migrations/0003_ceremonies.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations hold ("wsauthn" in ASCII, as a number).
