@@ -378,6 +378,21 @@ mod tests {
         }
     }
 
+    /// Opens `dir` again. sled lets go of a dropped database's file lock from its own threads,
+    /// which under a loaded test run can take a moment: until then the open fails.
+    fn reopen(dir: &std::path::Path) -> SledStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledStore::open(dir) {
+                Ok(store) => return store,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("reopen {}: {e}", dir.display()),
+            }
+        }
+    }
+
     #[test]
     fn a_registration_a_crash_interrupted_is_undone_at_the_next_open_or_kept_if_complete() {
         let dir = tempfile::tempdir().unwrap();
@@ -392,7 +407,7 @@ mod tests {
             }
             store.db.flush().unwrap();
         }
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(store.registering.len(), 0, "every intent is resolved");
         for (steps, u, c) in &cases {
             if *steps >= 5 {
