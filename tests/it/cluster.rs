@@ -28,14 +28,9 @@ async fn closed(ws: &mut Ws, since: Instant) -> (u16, Duration) {
 
 #[actix_rt::test]
 async fn a_session_made_on_one_node_works_on_every_node_and_its_logout_closes_sockets_everywhere() {
-    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+    let Some([a, b, c]) = nodes().await else {
         return;
     };
-    let (a, b, c) = (
-        spawn_node(&url).await,
-        spawn_node(&url).await,
-        spawn_node(&url).await,
-    );
     let mut key = SoftAuthenticator::new();
     let (token, user_id, mut ceremony_ws) = signed_up(&a, &mut key, "nora").await;
     assert_eq!(
@@ -86,10 +81,9 @@ async fn a_session_made_on_one_node_works_on_every_node_and_its_logout_closes_so
 
 #[actix_rt::test]
 async fn a_refresh_on_one_node_keeps_sockets_on_others_and_revocations_reach_them_by_any_path() {
-    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+    let Some([a, b]) = nodes().await else {
         return;
     };
-    let (a, b) = (spawn_node(&url).await, spawn_node(&url).await);
     let mut key = SoftAuthenticator::new();
     let (token, _, _ws) = signed_up(&a, &mut key, "omar").await;
     let mut on_b = echo_signed_in(&b, &token).await;
@@ -139,10 +133,9 @@ async fn a_refresh_on_one_node_keeps_sockets_on_others_and_revocations_reach_the
 
 #[actix_rt::test]
 async fn two_nodes_registering_one_credential_id_at_once_give_it_to_exactly_one_account() {
-    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+    let Some([a, b]) = nodes().await else {
         return;
     };
-    let (a, b) = (spawn_node(&url).await, spawn_node(&url).await);
     let mut key = SoftAuthenticator::new();
     signed_up(&a, &mut key, "template").await;
     let record = a
@@ -231,10 +224,9 @@ async fn a_node_whose_listener_is_killed_catches_up_on_what_was_revoked_meanwhil
 
 #[actix_rt::test]
 async fn deleting_a_passkey_on_one_node_ends_the_sessions_it_opened_on_another() {
-    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+    let Some([a, b]) = nodes().await else {
         return;
     };
-    let (a, b) = (spawn_node(&url).await, spawn_node(&url).await);
     let mut key = SoftAuthenticator::new();
     let (token, _, _ws) = signed_up(&a, &mut key, "quin").await;
     let mut on_b = b.ws("/ws").await;

@@ -27,14 +27,9 @@ fn not_found(reply: &(u16, Value)) -> bool {
 
 #[actix_rt::test]
 async fn http_ceremonies_begun_on_one_node_finish_on_another_and_only_once() {
-    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+    let Some([a, b, c]) = nodes().await else {
         return;
     };
-    let (a, b, c) = (
-        spawn_node(&url).await,
-        spawn_node(&url).await,
-        spawn_node(&url).await,
-    );
     let mut key = SoftAuthenticator::new();
 
     // Registration: begun on a, finished on b, replayed on c.
@@ -135,10 +130,9 @@ async fn http_ceremonies_begun_on_one_node_finish_on_another_and_only_once() {
 
 #[actix_rt::test]
 async fn an_expired_http_ceremony_is_refused_on_another_node() {
-    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+    let Some([a, b]) = nodes().await else {
         return;
     };
-    let (a, b) = (spawn_node(&url).await, spawn_node(&url).await);
     let mut key = SoftAuthenticator::new();
     let (_, opts) = post(&a, "/api/register/begin", json!({"username":"jonas"})).await;
     assert_eq!(opts["publicKey"]["timeout"], 300_000);
@@ -154,14 +148,9 @@ async fn an_expired_http_ceremony_is_refused_on_another_node() {
 
 #[actix_rt::test]
 async fn two_nodes_finishing_one_http_ceremony_at_once_let_exactly_one_through() {
-    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+    let Some([a, b, c]) = nodes().await else {
         return;
     };
-    let (a, b, c) = (
-        spawn_node(&url).await,
-        spawn_node(&url).await,
-        spawn_node(&url).await,
-    );
     let mut key = SoftAuthenticator::new();
     let (status, opts) = post(&a, "/api/register/begin", json!({"username":"karin"})).await;
     assert_eq!(status, 200);

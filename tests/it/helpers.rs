@@ -154,6 +154,17 @@ pub async fn spawn_node(url: &str) -> TestApp {
     .await
 }
 
+/// `N` nodes on one fresh PostgreSQL database, or `None` (skipped loudly; a failure under
+/// `CI=true`) where PostgreSQL cannot run.
+pub async fn nodes<const N: usize>() -> Option<[TestApp; N]> {
+    let url = crate::pg_server::database_or_skip("the cluster tests").await?;
+    let mut nodes = Vec::with_capacity(N);
+    for _ in 0..N {
+        nodes.push(spawn_node(&url).await);
+    }
+    nodes.try_into().ok()
+}
+
 /// Opens `/echo` on `app` and signs it in with `token` by its first frame.
 pub async fn echo_signed_in(app: &TestApp, token: &str) -> Ws {
     let mut ws = app.ws("/echo").await;
