@@ -152,11 +152,6 @@ impl Ceremonies {
                 PendingState::Register { .. } => return Err(Error::CeremonyNotFound),
             };
         let user_id = user_seen.ok_or(Error::UnknownUser)?;
-        // The stored credential is the authority on ownership and on the counter (the state
-        // captured at begin may be stale): record_use checks both in one atomic update.
-        self.store()
-            .record_use(&result, &user_id, self.now_secs())
-            .await?;
         let user = match user {
             Some(user) => user,
             None => self
@@ -166,15 +161,21 @@ impl Ceremonies {
                 .ok_or(Error::UnknownUser)?,
         };
         let credential_id = crate::b64url(&result.cred_id);
-        self.signed_in(
-            user,
-            &credential_id,
-            token || token_at_begin,
-            via,
-            false,
-            meta,
-        )
-        .await
+        let want_token = token || token_at_begin;
+        let opening = self.opening(&user, &credential_id, want_token, via, false, meta)?;
+        // The stored credential is the authority on ownership and on the counter (the state
+        // captured at begin may be stale): the store checks both in one atomic update, which
+        // writes the token's session too, only if they pass.
+        let record = opening.record();
+        self.store()
+            .record_sign_in(
+                &result,
+                &user_id,
+                self.now_secs(),
+                record.as_ref().map(|(hash, record)| (*hash, record)),
+            )
+            .await?;
+        self.opened(user, opening, true).await
     }
 }
 

@@ -24,8 +24,8 @@ use crate::config::{Config, ResidentKey};
 use crate::endpoints::Transport;
 use crate::error::Error;
 use crate::events::Events;
-use crate::store::{Store, UserRecord};
-use crate::tokens::{IssuedToken, SessionMeta, TokenInfo, TokenTable};
+use crate::store::{SessionRecord, Store, UserRecord};
+use crate::tokens::{IssuedToken, PendingSession, SessionMeta, TokenInfo, TokenTable};
 
 pub use pending::{CeremonyKind, PendingTable};
 
@@ -144,12 +144,8 @@ impl Ceremonies {
         self.inner.clock.now_ms() / 1000
     }
 
-    /// Opens the session a successful ceremony grants: with a token when one was asked for;
-    /// socket-only on a socket that asked for none (every signed-in socket has a session that
-    /// is listed, expires and can be revoked); none over HTTP without a token, or when a socket
-    /// added a passkey to the account it is signed in as (it keeps its session). On a store
-    /// several nodes share, a token is handed out only once its session has committed, so it
-    /// works on every node at once.
+    /// Opens the session a successful ceremony grants (see [`Ceremonies::opening`]), its
+    /// record written by the token table.
     async fn signed_in(
         &self,
         user: UserRecord,
@@ -159,23 +155,82 @@ impl Ceremonies {
         keeps_session: bool,
         meta: &SessionMeta,
     ) -> Result<SignedIn, Error> {
+        let opening = self.opening(&user, credential_id, want_token, via, keeps_session, meta)?;
+        self.opened(user, opening, false).await
+    }
+
+    /// The session a successful ceremony grants: with a token when one was asked for;
+    /// socket-only on a socket that asked for none (every signed-in socket has a session that
+    /// is listed, expires and can be revoked); none over HTTP without a token, or when a socket
+    /// added a passkey to the account it is signed in as (it keeps its session). Made before
+    /// the ceremony's last write, so that write can carry a token's record
+    /// ([`Opening::record`]).
+    fn opening(
+        &self,
+        user: &UserRecord,
+        credential_id: &str,
+        want_token: bool,
+        via: Transport,
+        keeps_session: bool,
+        meta: &SessionMeta,
+    ) -> Result<Opening, Error> {
         let meta = SessionMeta {
             credential_id: Some(credential_id.to_owned()),
             ..meta.clone()
         };
-        let tokens = &self.inner.tokens;
-        let session = if want_token {
-            let (token, info) = tokens.issue(Arc::new(user.view()), meta)?;
-            if self.store().is_shared() {
-                self.store().flush().await?;
-            }
-            Some((Some(token), info))
+        Ok(if want_token {
+            Opening::Token(self.inner.tokens.prepare(Arc::new(user.view()), meta)?)
         } else if via == Transport::WebSocket && !keeps_session {
-            Some((None, tokens.issue_for_socket(Arc::new(user.view()), meta)?))
+            Opening::Socket(meta)
         } else {
-            None
+            Opening::None
+        })
+    }
+
+    /// Opens what [`Ceremonies::opening`] made; `written` when the token's record is in the
+    /// store already. On a store several nodes share, a token is handed out only once its
+    /// session has committed, so it works on every node at once.
+    async fn opened(
+        &self,
+        user: UserRecord,
+        opening: Opening,
+        written: bool,
+    ) -> Result<SignedIn, Error> {
+        let tokens = &self.inner.tokens;
+        let session = match opening {
+            Opening::Token(pending) => {
+                let opened = match written {
+                    true => tokens.admit(pending)?,
+                    false => tokens.open_prepared(pending)?,
+                };
+                if self.store().is_shared() && opened.queued_writes {
+                    self.store().flush().await?;
+                }
+                Some((Some(opened.token), opened.info))
+            }
+            Opening::Socket(meta) => {
+                Some((None, tokens.issue_for_socket(Arc::new(user.view()), meta)?))
+            }
+            Opening::None => None,
         };
         Ok(SignedIn { user, session })
+    }
+}
+
+/// What session a successful ceremony opens (see [`Ceremonies::opening`]).
+enum Opening {
+    Token(PendingSession),
+    Socket(SessionMeta),
+    None,
+}
+
+impl Opening {
+    /// The record a token's session is stored as, for the ceremony's last write to carry.
+    fn record(&self) -> Option<(&[u8; 32], SessionRecord)> {
+        match self {
+            Opening::Token(pending) => Some((pending.hash(), pending.record())),
+            _ => None,
+        }
     }
 }
 

@@ -267,16 +267,28 @@ impl Store {
             p => p.rename_credential(user_id, cred_id, label))
     }
 
-    /// Records a successful sign-in with one of `owner`'s passkeys; the counter check is
-    /// repeated atomically against the stored value.
-    pub async fn record_use(
+    /// Records a successful sign-in with one of `owner`'s passkeys, and writes the session it
+    /// opens (a token's), if any, only when the sign-in counts: the counter check is repeated
+    /// atomically against the stored value. On PostgreSQL both are one statement, committed
+    /// with other sign-ins' (group commit) before this returns.
+    pub async fn record_sign_in(
         &self,
         result: &Verified,
         owner: &Uuid,
         now_secs: u64,
+        session: Option<(&[u8; 32], &SessionRecord)>,
     ) -> Result<(), Error> {
-        dispatch!(self, sync s => s.record_use(result, owner, now_secs),
-            p => p.record_use(result, owner, now_secs))
+        match &*self.inner {
+            Backend::Sled(cell) => {
+                let sled = cell.get()?;
+                sled.record_use(result, owner, now_secs)?;
+                match session {
+                    Some((hash, record)) => sled.put_session(hash, record),
+                    None => Ok(()),
+                }
+            }
+            Backend::Postgres(p) => p.record_sign_in(result, owner, now_secs, session).await,
+        }
     }
 
     /// Writes a session through (synchronous: PostgreSQL queues it; [`Store::flush`] waits).

@@ -34,12 +34,12 @@ impl TokenTable {
     }
 
     /// Enforces the per-user cap before a new session: the oldest ends, or the new one is
-    /// refused (`limits.when_sessions_full`).
-    pub(super) fn make_room_for(&self, user: &Uuid) -> Result<(), Error> {
+    /// refused (`limits.when_sessions_full`). Returns how many sessions it ended.
+    pub(super) fn make_room_for(&self, user: &Uuid) -> Result<usize, Error> {
         let (max, when_full) = self.inner.per_user;
         let count = self.inner.by_user.get(user).map_or(0, |ids| ids.len());
         if count < max {
-            return Ok(());
+            return Ok(0);
         }
         match when_full {
             WhenFull::Refuse => Err(Error::RateLimited(
@@ -55,7 +55,7 @@ impl TokenTable {
                 for id in &oldest {
                     self.end(id, EndReason::SessionLimit, false)?;
                 }
-                Ok(())
+                Ok(oldest.len())
             }
         }
     }

@@ -221,9 +221,27 @@ async fn passkeys_are_added_under_the_cap_renamed_used_and_deleted_but_not_the_l
             backup_eligible: true,
             backup_state: true,
         };
-        store.record_use(&used(5), &alice.id, 100).await.unwrap();
+        // A sign-in's session is written with its counter update, and only when that passes.
+        let session = |hash: u8| {
+            let record = SessionRecord {
+                id: Uuid::new_v4(),
+                user_id: alice.id,
+                created_ms: 1,
+                expires_ms: u64::MAX / 4,
+                last_used_ms: 1,
+                user_agent: None,
+                address: None,
+                credential_id: None,
+            };
+            ([hash; 32], record)
+        };
+        let (opened, refused, stranger) = (session(1), session(2), session(3));
+        store
+            .record_sign_in(&used(5), &alice.id, 100, Some((&opened.0, &opened.1)))
+            .await
+            .unwrap();
         let err = store
-            .record_use(&used(5), &alice.id, 101)
+            .record_sign_in(&used(5), &alice.id, 101, Some((&refused.0, &refused.1)))
             .await
             .unwrap_err();
         assert_eq!(
@@ -232,10 +250,30 @@ async fn passkeys_are_added_under_the_cap_renamed_used_and_deleted_but_not_the_l
             "{backend}: counter must rise"
         );
         let err = store
-            .record_use(&used(6), &Uuid::new_v4(), 101)
+            .record_sign_in(
+                &used(6),
+                &Uuid::new_v4(),
+                101,
+                Some((&stranger.0, &stranger.1)),
+            )
             .await
             .unwrap_err();
         assert_eq!(code_of(err), "verification_failed", "{backend}: not theirs");
+        store.flush().await.unwrap();
+        let hashes: Vec<[u8; 32]> = store
+            .sessions()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(hash, _)| hash)
+            .collect();
+        assert_eq!(
+            hashes,
+            vec![opened.0],
+            "{backend}: only the sign-in that counted"
+        );
+        store.remove_session(&opened.0).unwrap();
+        store.flush().await.unwrap();
         let after = store.credential(id).await.unwrap().unwrap();
         assert_eq!(after.last_used_at, Some(100), "{backend}");
         assert_eq!(after.label.as_deref(), Some("laptop"), "{backend}");
@@ -243,6 +281,13 @@ async fn passkeys_are_added_under_the_cap_renamed_used_and_deleted_but_not_the_l
         let known = signin.iter().find(|p| p.known.cred_id == id).unwrap();
         assert_eq!(known.known.counter, 5, "{backend}");
         assert!(known.known.backup_eligible && known.known.backup_state);
+        // Without a session (a socket-only sign-in): the counter update alone.
+        store
+            .record_sign_in(&used(7), &alice.id, 102, None)
+            .await
+            .unwrap();
+        let after = store.credential(id).await.unwrap().unwrap();
+        assert_eq!(after.last_used_at, Some(102), "{backend}");
 
         store.delete_credential(&alice.id, id, false).await.unwrap();
         let last = second.passkey.cred_id().as_slice();

@@ -10,10 +10,11 @@ use webauthn_rs::prelude::{Credential, Passkey};
 use webauthn_rs_proto::AuthenticatorTransport;
 
 use super::pool::Q;
+use super::sessions::Used;
 use super::{conflict, db, from_json, int, to_json, uint, user_from, PgStore};
 use crate::assertion::{KnownCredential, PublicKey, SignInPasskey, Verified};
 use crate::error::Error;
-use crate::store::{username_key, CredentialRecord, DeletedUser, UserRecord};
+use crate::store::{username_key, CredentialRecord, DeletedUser, SessionRecord, UserRecord};
 
 const NOT_REGISTERED: Error = Error::VerificationFailed("this passkey is no longer registered");
 const NOT_YOURS: Error = Error::NotFound("No passkey of yours has this id.");
@@ -268,36 +269,33 @@ impl PgStore {
         with_usage(&row.ok_or(NOT_YOURS)?)
     }
 
-    /// The counter check is the statement's `WHERE`: atomic against the stored value.
-    pub async fn record_use(
+    /// The counter check is the statement's `WHERE`: atomic against the stored value. The
+    /// session row is inserted by the same statement, only when the check passes; the writer
+    /// commits it with whatever else has queued ([`super::sessions`]).
+    pub async fn record_sign_in(
         &self,
         result: &Verified,
         owner: &Uuid,
         now_secs: u64,
+        session: Option<(&[u8; 32], &SessionRecord)>,
     ) -> Result<(), Error> {
-        let conn = self.conn().await?;
-        let cred_id = result.cred_id.as_slice();
-        let updated = conn
-            .client
-            .execute(
-                conn.st(Q::record_use),
-                &[
-                    &cred_id,
-                    owner,
-                    &i64::from(result.counter),
-                    &result.backup_eligible,
-                    &result.backup_state,
-                    &int(now_secs),
-                ],
-            )
-            .await
-            .map_err(db)?;
-        if updated == 1 {
+        let used = Used {
+            cred_id: result.cred_id.clone(),
+            owner: *owner,
+            counter: i64::from(result.counter),
+            backup_eligible: result.backup_eligible,
+            backup_state: result.backup_state,
+            at: int(now_secs),
+        };
+        let session = session.map(|(hash, record)| (*hash, record.clone()));
+        if self.inner.writer.sign_in(used, session).await? {
             return Ok(());
         }
+        // Nothing written: say why.
+        let conn = self.conn().await?;
         let owned = conn
             .client
-            .query_opt(conn.st(Q::owns_credential), &[&cred_id, owner])
+            .query_opt(conn.st(Q::owns_credential), &[&result.cred_id, owner])
             .await
             .map_err(db)?;
         Err(match owned.map(|row| row.get::<_, bool>(0)) {

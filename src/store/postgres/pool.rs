@@ -73,6 +73,13 @@ statements! {
                   backup_state = $5, last_used_at = $6 \
                   WHERE id = $1 AND user_id = $2 AND ($3 > counter OR ($3 = 0 AND counter = 0)) \
                   RETURNING 1";
+    // A sign-in that hands out a token: the session row only with a passing counter check.
+    record_use_open = "WITH c AS (UPDATE credentials SET counter = $3, \
+                       backup_eligible = backup_eligible OR $4, backup_state = $5, \
+                       last_used_at = $6 WHERE id = $1 AND user_id = $2 \
+                       AND ($3 > counter OR ($3 = 0 AND counter = 0)) RETURNING 1) \
+                       INSERT INTO sessions (hash, id, user_id, expires_ms, record) \
+                       SELECT $7, $8, $2, $9, $10 FROM c";
     put_session = "INSERT INTO sessions (hash, id, user_id, expires_ms, record) \
                    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO UPDATE \
                    SET expires_ms = EXCLUDED.expires_ms, record = EXCLUDED.record";

@@ -1,17 +1,29 @@
-//! Sessions and recovery codes in PostgreSQL, and the writer that commits the token table's
-//! session writes.
+//! Sessions and recovery codes in PostgreSQL, and the writer that commits sign-ins and the
+//! token table's session writes.
 //!
 //! The token table writes sessions through synchronously (it holds no runtime to await on); the
 //! writer takes them from a queue in order and commits whatever has queued up in one
-//! transaction, its statements pipelined (group commit, like sled's flush). Invariant: when
-//! [`Writer::flush`] returns `Ok`, every write queued before it has committed; when a commit
-//! failed, the flush that covered it (or else the next one) returns the error, so a revocation
-//! whose removal did not commit is not acknowledged.
+//! transaction, its statements and the `BEGIN` and `COMMIT` around them pipelined: one round
+//! trip per batch (group commit, like sled's flush). A sign-in's counter update and the session
+//! it opens are one statement in the same batches, so concurrent sign-ins share a commit.
+//!
+//! Invariants:
+//! - when [`Writer::flush`] returns `Ok`, every write queued before it has committed; when a
+//!   commit failed, the flush that covered it (or else the next one) returns the error, so a
+//!   revocation whose removal did not commit is not acknowledged;
+//! - a sign-in is answered once its batch has committed (or failed);
+//! - within a batch, sign-ins come first, ordered by credential id, then the other writes
+//!   ordered by the session they touch (writes to one session keep their queue order): every
+//!   node's transactions take row locks in one order, so they cannot deadlock each other.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::pool::{Conn, Q};
@@ -23,6 +35,19 @@ use crate::store::{RecoverySet, SessionRecord};
 const BATCH: usize = 1024;
 /// How often a compare-and-swap is retried when another writer changed the row meanwhile.
 const CAS_ATTEMPTS: usize = 8;
+
+const STOPPED: &str = "the PostgreSQL session writer has stopped";
+
+/// What a sign-in writes to its passkey's row.
+pub(super) struct Used {
+    pub(super) cred_id: Vec<u8>,
+    pub(super) owner: Uuid,
+    pub(super) counter: i64,
+    pub(super) backup_eligible: bool,
+    pub(super) backup_state: bool,
+    /// Unix seconds.
+    pub(super) at: i64,
+}
 
 enum Write {
     Put {
@@ -36,8 +61,32 @@ enum Write {
         hash: [u8; 32],
         record: SessionRecord,
     },
+    /// A sign-in's counter update, and the session it opens; answered with whether the counter
+    /// check passed (and so the session was written).
+    SignIn {
+        used: Used,
+        session: Option<([u8; 32], SessionRecord)>,
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
     /// Answered once every write queued before it has committed (or failed).
     Flush(oneshot::Sender<Result<(), String>>),
+}
+
+impl Write {
+    fn is_sign_in(&self) -> bool {
+        matches!(self, Write::SignIn { .. })
+    }
+
+    /// Where it goes in its batch (see the module's invariants); a flush has no statement.
+    fn order(&self) -> Option<(u8, &[u8])> {
+        match self {
+            Write::SignIn { used, .. } => Some((0, &used.cred_id)),
+            Write::Put { hash, .. } | Write::Remove(hash) | Write::Replace { old: hash, .. } => {
+                Some((1, hash))
+            }
+            Write::Flush(_) => None,
+        }
+    }
 }
 
 /// The queue's sending side and the writer's counters.
@@ -69,9 +118,26 @@ impl Writer {
 
     fn send(&self, write: Write) -> Result<(), Error> {
         self.shared.queued.fetch_add(1, Ordering::AcqRel);
-        self.queue
-            .send(write)
-            .map_err(|_| Error::internal("the PostgreSQL session writer has stopped"))
+        self.queue.send(write).map_err(|_| Error::internal(STOPPED))
+    }
+
+    /// Queues a sign-in's write and waits for its batch to commit: `Ok(true)` when the counter
+    /// check passed and everything was written, `Ok(false)` when it wrote nothing.
+    pub(super) async fn sign_in(
+        &self,
+        used: Used,
+        session: Option<([u8; 32], SessionRecord)>,
+    ) -> Result<bool, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Write::SignIn {
+            used,
+            session,
+            reply,
+        })?;
+        answer
+            .await
+            .map_err(|_| Error::internal(STOPPED))?
+            .map_err(Error::internal)
     }
 
     /// Every call is timed (the metrics' store flush): the wait for queued writes to commit.
@@ -98,9 +164,9 @@ impl Writer {
         let (tx, rx) = oneshot::channel();
         self.queue
             .send(Write::Flush(tx))
-            .map_err(|_| Error::internal("the PostgreSQL session writer has stopped"))?;
+            .map_err(|_| Error::internal(STOPPED))?;
         rx.await
-            .map_err(|_| Error::internal("the PostgreSQL session writer has stopped"))?
+            .map_err(|_| Error::internal(STOPPED))?
             .map_err(Error::internal)
     }
 
@@ -128,32 +194,23 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let writes = batch
-            .iter()
-            .filter(|w| !matches!(w, Write::Flush(_)))
-            .count();
-        let result = if writes == 0 {
+        let (writes, flushes): (Vec<Write>, Vec<Write>) =
+            batch.into_iter().partition(|w| w.order().is_some());
+        let count = writes.len();
+        let result = if writes.is_empty() {
             Ok(())
         } else {
-            // One retry on a fresh connection: the last one may have died since the last batch.
-            let mut result = commit(&mut conn, &config, &runtime, &batch).await;
-            if result.is_err() && conn.as_ref().is_none_or(|c| c.client.is_closed()) {
-                conn = None;
-                result = commit(&mut conn, &config, &runtime, &batch).await;
-            }
             shared.commits.fetch_add(1, Ordering::Relaxed);
-            result.map_err(|e| e.to_string())
+            commit_with_retry(&mut conn, &config, &runtime, writes).await
         };
-        shared.done.fetch_add(writes as u64, Ordering::AcqRel);
-        let mut answered = false;
-        for write in batch {
+        shared.done.fetch_add(count as u64, Ordering::AcqRel);
+        let answered = !flushes.is_empty();
+        for write in flushes {
             if let Write::Flush(tx) = write {
-                answered = true;
                 let _ = tx.send(result.clone());
             }
         }
         if let Err(e) = result {
-            tracing::error!(error = %e, writes, "session writes did not commit");
             if !answered {
                 *shared.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
             }
@@ -161,90 +218,229 @@ async fn run(
     }
 }
 
-/// Commits the batch's writes in one transaction, their statements pipelined.
+/// Why a batch did not commit.
+struct Failed {
+    error: Error,
+    /// It certainly rolled back and may simply be tried again (a deadlock, a serialization
+    /// failure).
+    retry: bool,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed {
+            error,
+            retry: false,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for Failed {
+    fn from(e: tokio_postgres::Error) -> Failed {
+        let retry = e.code().is_some_and(|code| {
+            *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        });
+        Failed {
+            error: db(e),
+            retry,
+        }
+    }
+}
+
+/// Commits `writes` and answers their sign-ins; `Err` when writes other than sign-ins (which
+/// are answered themselves) did not commit. A batch that certainly rolled back is tried once
+/// more as it is. One whose connection closed may have committed: its other writes are tried
+/// again on a fresh connection (each is idempotent), its sign-ins are answered with the error,
+/// since a second counter update would refuse a sign-in that went through.
+async fn commit_with_retry(
+    conn: &mut Option<Conn>,
+    config: &tokio_postgres::Config,
+    runtime: &tokio::runtime::Handle,
+    mut writes: Vec<Write>,
+) -> Result<(), String> {
+    // Stable: writes to one session keep their order.
+    writes.sort_by(|a, b| a.order().cmp(&b.order()));
+    let mut result = commit(conn, config, runtime, &writes).await;
+    if result.as_ref().is_err_and(|f| f.retry) {
+        result = commit(conn, config, runtime, &writes).await;
+    }
+    let failed = match result {
+        Ok(rows) => {
+            answer(writes, &Ok(rows));
+            return Ok(());
+        }
+        Err(failed) => failed.error.to_string(),
+    };
+    tracing::error!(error = %failed, writes = writes.len(), "a batch of writes did not commit");
+    if conn.as_ref().is_some_and(|c| !c.client.is_closed()) {
+        let others = writes.iter().any(|w| !w.is_sign_in());
+        answer(writes, &Err(failed.clone()));
+        return if others { Err(failed) } else { Ok(()) };
+    }
+    *conn = None;
+    let (sign_ins, others): (Vec<Write>, Vec<Write>) =
+        writes.into_iter().partition(Write::is_sign_in);
+    answer(sign_ins, &Err(failed));
+    if others.is_empty() {
+        return Ok(());
+    }
+    commit(conn, config, runtime, &others)
+        .await
+        .map(|_| ())
+        .map_err(|f| f.error.to_string())
+}
+
+/// Answers each sign-in among `writes` with its row count in `result` (in `writes`' order).
+fn answer(writes: Vec<Write>, result: &Result<Vec<u64>, String>) {
+    for (i, write) in writes.into_iter().enumerate() {
+        if let Write::SignIn { reply, .. } = write {
+            let _ = reply.send(match result {
+                Ok(rows) => Ok(rows.get(i) == Some(&1)),
+                Err(e) => Err(e.clone()),
+            });
+        }
+    }
+}
+
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+/// A write's parameters, owned (the pipelined statements borrow them).
+enum Owned<'a> {
+    Put(&'a [u8], &'a SessionRecord, i64, String),
+    Remove(&'a [u8]),
+    Replace(&'a [u8], &'a [u8], &'a SessionRecord, i64, String),
+    Use(&'a Used),
+    UseOpen(&'a Used, &'a [u8], &'a SessionRecord, i64, String),
+}
+
+impl<'a> Owned<'a> {
+    fn of(write: &'a Write) -> Result<Option<Owned<'a>>, Error> {
+        Ok(Some(match write {
+            Write::Put { hash, record } => {
+                Owned::Put(hash, record, int(record.expires_ms), to_json(record)?)
+            }
+            Write::Remove(hash) => Owned::Remove(hash),
+            Write::Replace { old, hash, record } => {
+                Owned::Replace(old, hash, record, int(record.expires_ms), to_json(record)?)
+            }
+            Write::SignIn {
+                used,
+                session: None,
+                ..
+            } => Owned::Use(used),
+            Write::SignIn {
+                used,
+                session: Some((hash, record)),
+                ..
+            } => Owned::UseOpen(used, hash, record, int(record.expires_ms), to_json(record)?),
+            Write::Flush(_) => return Ok(None),
+        }))
+    }
+
+    /// Its statement and parameters.
+    fn statement(&'a self, conn: &'a Conn) -> (&'a tokio_postgres::Statement, Vec<Param<'a>>) {
+        fn used(u: &Used) -> [Param<'_>; 6] {
+            [
+                &u.cred_id,
+                &u.owner,
+                &u.counter,
+                &u.backup_eligible,
+                &u.backup_state,
+                &u.at,
+            ]
+        }
+        match self {
+            Owned::Put(hash, record, expires, text) => (
+                conn.st(Q::put_session),
+                vec![hash, &record.id, &record.user_id, expires, text],
+            ),
+            Owned::Remove(hash) => (conn.st(Q::remove_session), vec![hash]),
+            Owned::Replace(old, hash, record, expires, text) => (
+                conn.st(Q::replace_session),
+                vec![old, hash, &record.id, &record.user_id, expires, text],
+            ),
+            Owned::Use(u) => (conn.st(Q::record_use), used(u).to_vec()),
+            Owned::UseOpen(u, hash, record, expires, text) => {
+                let mut params = used(u).to_vec();
+                params.extend([hash as Param, &record.id, expires, text]);
+                (conn.st(Q::record_use_open), params)
+            }
+        }
+    }
+}
+
+/// Commits the writes in one transaction, `BEGIN`, statements and `COMMIT` pipelined (one
+/// write alone is its own transaction); the rows each statement wrote, in order.
 async fn commit(
     conn: &mut Option<Conn>,
     config: &tokio_postgres::Config,
     runtime: &tokio::runtime::Handle,
-    batch: &[Write],
-) -> Result<(), Error> {
+    writes: &[Write],
+) -> Result<Vec<u64>, Failed> {
     if conn.is_none() {
         *conn = Some(Conn::open(config, runtime).await?);
     }
-    let Some(conn) = conn.as_mut() else {
-        return Err(Error::internal("no connection"));
+    let Some(conn) = conn.as_ref() else {
+        return Err(Error::internal("no connection").into());
     };
-    let (put, remove) = (
-        conn.st(Q::put_session).clone(),
-        conn.st(Q::remove_session).clone(),
-    );
-    let replace = conn.st(Q::replace_session).clone();
-    // Parameters first (the pipelined statements borrow them), in queue order.
-    enum Owned<'a> {
-        Put(&'a [u8], &'a SessionRecord, i64, String),
-        Remove(&'a [u8]),
-        Replace(&'a [u8], &'a [u8], &'a SessionRecord, i64, String),
-    }
-    let mut owned = Vec::with_capacity(batch.len());
-    for write in batch {
-        match write {
-            Write::Put { hash, record } => owned.push(Owned::Put(
-                hash.as_slice(),
-                record,
-                int(record.expires_ms),
-                to_json(record)?,
-            )),
-            Write::Remove(hash) => owned.push(Owned::Remove(hash.as_slice())),
-            Write::Replace { old, hash, record } => owned.push(Owned::Replace(
-                old.as_slice(),
-                hash.as_slice(),
-                record,
-                int(record.expires_ms),
-                to_json(record)?,
-            )),
-            Write::Flush(_) => {}
-        }
-    }
-    type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
-    let params: Vec<(&tokio_postgres::Statement, Vec<Param>)> = owned
+    let owned: Vec<Owned> = writes
         .iter()
-        .map(|o| match o {
-            Owned::Put(hash, record, expires, text) => (
-                &put,
-                vec![
-                    hash as Param,
-                    &record.id as Param,
-                    &record.user_id as Param,
-                    expires as Param,
-                    text as Param,
-                ],
-            ),
-            Owned::Remove(hash) => (&remove, vec![hash as Param]),
-            Owned::Replace(old, hash, record, expires, text) => (
-                &replace,
-                vec![
-                    old as Param,
-                    hash as Param,
-                    &record.id as Param,
-                    &record.user_id as Param,
-                    expires as Param,
-                    text as Param,
-                ],
-            ),
-        })
-        .collect();
-    if let [(st, p)] = params.as_slice() {
-        // One write is its own transaction: no BEGIN and COMMIT round trips around it.
-        conn.client.execute(*st, p.as_slice()).await.map_err(db)?;
-        return Ok(());
+        .filter_map(|w| Owned::of(w).transpose())
+        .collect::<Result<_, _>>()?;
+    let statements: Vec<_> = owned.iter().map(|o| o.statement(conn)).collect();
+    let client = &conn.client;
+    if let [(st, params)] = statements.as_slice() {
+        return Ok(vec![client.execute(*st, params).await?]);
     }
-    let tx = conn.client.transaction().await.map_err(db)?;
-    // Sent in order on the first poll, so a removal follows the write it undoes.
-    let pending = params.iter().map(|(st, p)| tx.execute(*st, p.as_slice()));
-    futures_util::future::try_join_all(pending)
-        .await
-        .map_err(db)?;
-    tx.commit().await.map_err(db)
+    let mut pending: Vec<BoxFuture<'_, Result<u64, tokio_postgres::Error>>> =
+        Vec::with_capacity(statements.len() + 2);
+    pending.push(Box::pin(async {
+        client.batch_execute("BEGIN").await.map(|()| 0)
+    }));
+    for (st, params) in &statements {
+        pending.push(Box::pin(client.execute(*st, params.as_slice())));
+    }
+    pending.push(Box::pin(async {
+        client.batch_execute("COMMIT").await.map(|()| 0)
+    }));
+    let mut results = in_order(pending).await.into_iter();
+    // In a transaction that failed, the statements after the failure fail too and `COMMIT`
+    // rolls back: the first error is the one to report.
+    results.next().transpose()?;
+    let rows = results
+        .by_ref()
+        .take(statements.len())
+        .collect::<Result<Vec<u64>, _>>()?;
+    results.next().transpose()?;
+    Ok(rows)
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs `futures` to completion, polling them in index order, so each sends its request in
+/// that order (tokio-postgres sends a request on its future's first poll); their outputs, in
+/// the same order.
+async fn in_order<T>(futures: Vec<BoxFuture<'_, T>>) -> Vec<T> {
+    let mut futures: Vec<_> = futures
+        .into_iter()
+        .map(futures_util::future::maybe_done)
+        .collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for future in &mut futures {
+            all &= Pin::new(future).poll(cx).is_ready();
+        }
+        if all {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    futures
+        .iter_mut()
+        .filter_map(|future| Pin::new(future).take_output())
+        .collect()
 }
 
 /// A row of (hash, record).
