@@ -11,7 +11,7 @@
 //! | step | check | where |
 //! |---|---|---|
 //! | 5 | the credential is one of `allowCredentials` (username sign-in) | [`Verifier::finish_login`] |
-//! | 6 | the user owns the credential; a usernameless user handle names its owner | `ceremony/login.rs`, `Store::record_use` |
+//! | 6 | the user owns the credential; a usernameless user handle names its owner | `ceremony/login.rs`, `Store::record_sign_in` |
 //! | 7–9 | client data is UTF-8 JSON of the right shape | `client_data.rs` |
 //! | 10 | `type` is `webauthn.get` | [`Verifier::verify`] |
 //! | 11 | `challenge` is the base64url of this ceremony's challenge, exactly | [`Verifier::verify`] |
@@ -25,7 +25,7 @@
 //! | 18 | BE as registered (a policy may allow it to become set) | [`Verifier::verify`] |
 //! | 19 | extensions, if any, are a well-formed CBOR map (none is acted on) | `authdata.rs` |
 //! | 20–21 | the signature over `authData ‖ SHA-256(clientDataJSON)` verifies (ring) | `key.rs` |
-//! | 22 | a non-zero counter increases | [`Verifier::verify`], again atomically in `Store::record_use` |
+//! | 22 | a non-zero counter increases | [`Verifier::verify`], again atomically in `Store::record_sign_in` |
 //!
 //! Invariants: nothing here reads the clock, the store or the network; a [`Verified`] is only
 //! made after every check above passed. Domain code: no HTTP, no sockets.
@@ -92,7 +92,7 @@ pub struct KnownCredential {
     pub backup_state: bool,
 }
 
-/// A verified assertion: what `Store::record_use` writes.
+/// A verified assertion: what `Store::record_sign_in` writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub cred_id: Vec<u8>,
