@@ -200,8 +200,21 @@ impl Ceremonies {
         let session = match opening {
             Opening::Token(pending) => {
                 let opened = match written {
-                    true => tokens.admit(pending)?,
-                    false => tokens.open_prepared(pending)?,
+                    true => tokens.admit(pending),
+                    false => tokens.open_prepared(pending),
+                };
+                let opened = match opened {
+                    Ok(opened) => opened,
+                    Err(e) => {
+                        // Refused after its record was written: the record's removal commits
+                        // before the refusal is answered.
+                        if written && self.store().is_shared() {
+                            if let Err(flush) = self.store().flush().await {
+                                flush.log("remove a refused session's record");
+                            }
+                        }
+                        return Err(e);
+                    }
                 };
                 if self.store().is_shared() && opened.queued_writes {
                     self.store().flush().await?;
