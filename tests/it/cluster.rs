@@ -248,3 +248,41 @@ async fn deleting_a_passkey_on_one_node_ends_the_sessions_it_opened_on_another()
     assert_eq!(code, 4401);
     assert_eq!(me(&b, &opened_on_b).await, 401);
 }
+
+#[actix_rt::test]
+async fn a_revocation_that_commits_after_a_later_one_still_reaches_every_node() {
+    let Some([a, b]) = nodes::<2>().await else {
+        return;
+    };
+    let (mut kx, mut ky) = (SoftAuthenticator::new(), SoftAuthenticator::new());
+    let (token_x, user_x, _ws_x) = signed_up(&a, &mut kx, "xia").await;
+    let (token_y, _, mut ws_y) = signed_up(&a, &mut ky, "yan").await;
+    let mut x_on_b = echo_signed_in(&b, &token_x).await;
+    let mut y_on_b = echo_signed_in(&b, &token_y).await;
+    // x's sessions are deleted by a transaction that stays open a while: its log entry is
+    // numbered before y's logout's, which is made meanwhile, but it commits after it.
+    let url = &a.state.config.store.postgres_url;
+    let (sql, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    actix_web::rt::spawn(connection);
+    sql.batch_execute("BEGIN").await.unwrap();
+    let user_x: uuid::Uuid = user_x.parse().unwrap();
+    let deleted = sql
+        .execute("DELETE FROM sessions WHERE user_id = $1", &[&user_x])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let commit_later = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sql.batch_execute("COMMIT").await.unwrap();
+    };
+    let (out, ()) = tokio::join!(ws_y.request(json!({"type":"logout","id":9})), commit_later);
+    assert_eq!(out["type"], "logout.result", "{out}");
+    let since = Instant::now();
+    assert_eq!(closed(&mut y_on_b, since).await.0, 4401);
+    let (code, took) = closed(&mut x_on_b, since).await;
+    assert_eq!(code, 4401, "the revocation committed second reached b too");
+    assert!(took < Duration::from_secs(2), "after {took:?}");
+    assert_eq!(me(&b, &token_x).await, 401);
+}

@@ -8,7 +8,10 @@
 //! - [`Feed::confirmed`] is true only while the listening connection is up and its last read of
 //!   the log succeeded (within [`READ_TIMEOUT`]); the token table refuses every token while it is
 //!   false (fail closed), and `/readyz` says so;
-//! - the entries are applied in sequence order, each once per node.
+//! - the entries are applied in sequence order, each once per node; sequence order is commit
+//!   order, since every transaction that writes the log holds `LOG_LOCK` from before its first
+//!   entry until it commits (`migrations/0004_revocations_in_commit_order.sql`), so a read
+//!   "after the last one applied" cannot skip an entry that commits later.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
+use super::schema::LOG_LOCK;
 use super::{db, PgStore};
 use crate::error::Error;
 
@@ -250,10 +254,12 @@ async fn listen(
     // Housekeeping, by whichever node connects: old log entries, and sessions past their
     // absolute expiry that no node had cached to sweep (idle ones go when a node next sees them),
     // and the HTTP mirror's expired ceremonies.
+    // Expired sessions go into the log: its lock first (see `LOG_LOCK`).
     let _ = client
         .batch_execute(&format!(
             "DELETE FROM revocations WHERE at < now() - interval '{KEEP}'; \
-             DELETE FROM sessions WHERE expires_ms < extract(epoch FROM now()) * 1000; \
+             BEGIN; SELECT pg_advisory_xact_lock({LOG_LOCK}); \
+             DELETE FROM sessions WHERE expires_ms < extract(epoch FROM now()) * 1000; COMMIT; \
              DELETE FROM ceremonies WHERE expires_ms < extract(epoch FROM now()) * 1000"
         ))
         .await;

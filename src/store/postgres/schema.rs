@@ -25,10 +25,19 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_ceremonies",
         include_str!("../../../migrations/0003_ceremonies.sql"),
     ),
+    (
+        "0004_revocations_in_commit_order",
+        include_str!("../../../migrations/0004_revocations_in_commit_order.sql"),
+    ),
 ];
 
 /// The advisory lock key migrations hold ("wsauthn" in ASCII, as a number).
 const LOCK: i64 = 0x0077_7361_7574_686e;
+
+/// The transaction-level advisory lock a transaction holds from before its first revocation log
+/// entry until it commits, so the log's sequence numbers commit in order
+/// (`migrations/0004_revocations_in_commit_order.sql`; "wsrevok" in ASCII).
+pub(super) const LOG_LOCK: i64 = 0x0077_7372_6576_6f6b;
 
 /// The version this code writes.
 pub(super) fn current() -> i32 {
@@ -89,4 +98,14 @@ async fn migrate_locked(client: &mut Client) -> Result<i32, Error> {
         tracing::info!(version, name, "database schema migrated");
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_log_lock_is_the_one_the_trigger_takes() {
+        let (_, sql) = super::MIGRATIONS[3];
+        let taken = format!("pg_advisory_xact_lock({})", super::LOG_LOCK);
+        assert_eq!(sql.matches(&taken).count(), 2, "{sql}");
+    }
 }

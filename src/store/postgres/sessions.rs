@@ -13,8 +13,10 @@
 //!   revocation whose removal did not commit is not acknowledged;
 //! - a sign-in is answered once its batch has committed (or failed);
 //! - within a batch, sign-ins come first, ordered by credential id, then the other writes
-//!   ordered by the session they touch (writes to one session keep their queue order): every
-//!   node's transactions take row locks in one order, so they cannot deadlock each other.
+//!   ordered by the session they touch (writes to one session keep their queue order); a batch
+//!   that writes the revocation log takes the log's lock (`LOG_LOCK`) before all of them, and
+//!   so does every other statement of ours that does: every node's transactions take locks in
+//!   one order, so they cannot deadlock each other, and the log commits in sequence order.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +29,7 @@ use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use super::pool::{Conn, Q};
+use super::schema::LOG_LOCK;
 use super::{db, from_json, int, to_json, PgStore};
 use crate::error::Error;
 use crate::store::{RecoverySet, SessionRecord};
@@ -73,6 +76,11 @@ enum Write {
 }
 
 impl Write {
+    /// Whether it writes the revocation log (it ends a session or replaces a token).
+    fn revokes(&self) -> bool {
+        matches!(self, Write::Remove(_) | Write::Replace { .. })
+    }
+
     fn is_sign_in(&self) -> bool {
         matches!(self, Write::SignIn { .. })
     }
@@ -389,13 +397,19 @@ async fn commit(
         .collect::<Result<_, _>>()?;
     let statements: Vec<_> = owned.iter().map(|o| o.statement(conn)).collect();
     let client = &conn.client;
-    if let [(st, params)] = statements.as_slice() {
+    // A batch that writes the revocation log takes the log's lock first, before any row lock.
+    let revokes = writes.iter().any(Write::revokes);
+    if let ([(st, params)], false) = (statements.as_slice(), revokes) {
         return Ok(vec![client.execute(*st, params).await?]);
     }
+    let begin = match revokes {
+        true => format!("BEGIN; SELECT pg_advisory_xact_lock({LOG_LOCK})"),
+        false => "BEGIN".to_owned(),
+    };
     let mut pending: Vec<BoxFuture<'_, Result<u64, tokio_postgres::Error>>> =
         Vec::with_capacity(statements.len() + 2);
-    pending.push(Box::pin(async {
-        client.batch_execute("BEGIN").await.map(|()| 0)
+    pending.push(Box::pin(async move {
+        client.batch_execute(&begin).await.map(|()| 0)
     }));
     for (st, params) in &statements {
         pending.push(Box::pin(client.execute(*st, params.as_slice())));
@@ -514,11 +528,25 @@ impl PgStore {
         // Queued removals of this user's sessions commit first, in order.
         self.flush().await?;
         let conn = self.conn().await?;
-        let removed = conn
+        // The log's lock before any row lock (see the module's invariants); one round trip.
+        // A `Uuid` prints as hex and dashes only.
+        let answers = conn
             .client
-            .execute(conn.st(Q::remove_sessions_of), &[user])
+            .simple_query(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({LOG_LOCK}); \
+                 DELETE FROM sessions WHERE user_id = '{user}'; COMMIT"
+            ))
             .await
             .map_err(db)?;
+        // The third statement's count: BEGIN and the lock's SELECT come first.
+        let removed = answers
+            .iter()
+            .filter_map(|answer| match answer {
+                tokio_postgres::SimpleQueryMessage::CommandComplete(rows) => Some(*rows),
+                _ => None,
+            })
+            .nth(2)
+            .unwrap_or(0);
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
 
