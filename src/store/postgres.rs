@@ -16,6 +16,7 @@ mod accounts;
 mod ceremonies;
 mod feed;
 mod pool;
+mod positions;
 mod schema;
 mod sessions;
 
@@ -44,6 +45,8 @@ struct Inner {
     chat_out: tokio::sync::mpsc::UnboundedSender<String>,
     /// Where chat messages from other nodes go.
     chat_in: std::sync::OnceLock<crate::chat::Relay>,
+    /// How far each node has applied the revocation log, as their feeds announce.
+    positions: Arc<positions::Positions>,
 }
 
 /// A tokio-postgres error as ours: unexpected, so `internal`, with the detail for the log.
@@ -132,6 +135,7 @@ impl PgStore {
                 node: Uuid::new_v4(),
                 chat_out,
                 chat_in: std::sync::OnceLock::new(),
+                positions: Arc::default(),
             }),
         };
         let relay = Arc::downgrade(&store.inner);
@@ -167,10 +171,34 @@ impl PgStore {
         self.inner.pool.get().await
     }
 
-    /// Waits until every session write queued before the call has committed. Other writes
-    /// have committed when they returned.
+    /// Waits until every session write queued before the call has committed (other writes
+    /// have committed when they returned), and until every other live node has applied the
+    /// revocations this node made (see [`positions`]): a token revoked before a flush is
+    /// refused on every node once it returns.
     pub async fn flush(&self) -> Result<(), Error> {
-        self.inner.writer.flush().await
+        self.inner.writer.flush().await?;
+        self.wait_for_other_nodes().await;
+        Ok(())
+    }
+
+    /// Waits until every other live node has applied the newest revocation this node made.
+    async fn wait_for_other_nodes(&self) {
+        let newest = self.inner.writer.newest_revocation();
+        if newest == 0 {
+            return;
+        }
+        let everyone = self
+            .inner
+            .positions
+            .wait_applied(&self.inner.node, newest)
+            .await;
+        if !everyone {
+            tracing::warn!(
+                seq = newest,
+                "a node stopped announcing its revocation feed before applying a revocation; \
+                 it refuses every token until it catches up"
+            );
+        }
     }
 
     /// Commits of queued session writes so far.

@@ -286,3 +286,62 @@ async fn a_revocation_that_commits_after_a_later_one_still_reaches_every_node() 
     assert!(took < Duration::from_secs(2), "after {took:?}");
     assert_eq!(me(&b, &token_x).await, 401);
 }
+
+#[actix_rt::test]
+async fn a_revoking_call_returns_only_once_every_other_node_refuses_the_token() {
+    let Some([a, b, c]) = nodes::<3>().await else {
+        return;
+    };
+    let mut key = SoftAuthenticator::new();
+    let (token, _, mut ws_a) = signed_up(&a, &mut key, "ima").await;
+    // Cached on b and c: only the feed can tell them of the logout.
+    assert_eq!((me(&b, &token).await, me(&c, &token).await), (200, 200));
+    // b's listening backend is stopped (SIGSTOP): b hears nothing more and does not know it
+    // yet, a silent partition of its feed alone.
+    let url = &a.state.config.store.postgres_url;
+    let (sql, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    actix_web::rt::spawn(connection);
+    let feed = format!(
+        "wsauthn-feed-{}",
+        b.state.store.as_postgres().unwrap().node()
+    );
+    let pid: i32 = sql
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+            &[&feed],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let signal = |which: &str| {
+        let status = std::process::Command::new("kill")
+            .args([which, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {which} {pid}");
+    };
+    signal("-STOP");
+    let started = Instant::now();
+    let out = ws_a.request(json!({"type":"logout","id":9})).await;
+    let took = started.elapsed();
+    let after = (me(&b, &token).await, me(&c, &token).await);
+    signal("-CONT");
+    assert_eq!(out["type"], "logout.result", "{out}");
+    // c acknowledged at once; b, which could not, had stopped counting as live by the time the
+    // call returned, and a feed that cannot read refuses every token by then.
+    assert_eq!(
+        after,
+        (401, 401),
+        "refused everywhere once the logout returned ({took:?})"
+    );
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    // Resumed, b catches up and is ready again, the token still refused.
+    let deadline = Instant::now() + PATIENCE;
+    while b.get("/readyz", None).await.0 != 200 {
+        assert!(Instant::now() < deadline, "b is ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(me(&b, &token).await, 401);
+}

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
+use super::positions::{self, Positions};
 use super::schema::LOG_LOCK;
 use super::{db, PgStore};
 use crate::error::Error;
@@ -117,9 +118,10 @@ impl PgStore {
         let mut config = self.inner.pool.config().clone();
         // Named, so an operator (or a test) can find this node's listener in pg_stat_activity.
         config.application_name(format!("wsauthn-feed-{}", self.inner.node));
-        let chat = Chat {
+        let chat = Peers {
             node: self.inner.node.to_string(),
             store: Arc::downgrade(&self.inner),
+            positions: self.inner.positions.clone(),
         };
         self.inner
             .pool
@@ -131,14 +133,16 @@ impl PgStore {
 
 type Apply = Arc<dyn Fn(Vec<Revoked>) + Send + Sync>;
 
-/// Where relayed chat frames go: the store's `chat_in`, for frames of other nodes.
+/// What this node hears from the others: chat frames (for the store's `chat_in`) and how far
+/// each has applied the log (`positions`).
 #[derive(Clone)]
-struct Chat {
+struct Peers {
     node: String,
     store: std::sync::Weak<super::Inner>,
+    positions: Arc<Positions>,
 }
 
-impl Chat {
+impl Peers {
     fn received(&self, payload: &str) {
         let Some((from, frame)) = payload.split_once(' ') else {
             return;
@@ -189,7 +193,7 @@ async fn follow(
     config: tokio_postgres::Config,
     feed: Feed,
     apply: Apply,
-    chat: Chat,
+    chat: Peers,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(20);
@@ -215,10 +219,11 @@ async fn listen(
     config: &tokio_postgres::Config,
     feed: &Feed,
     apply: &Apply,
-    chat: &Chat,
+    chat: &Peers,
 ) -> Result<(), Error> {
     let (client, mut connection) = config.connect(NoTls).await.map_err(db)?;
     let (told, mut notified) = mpsc::unbounded_channel();
+    let me = chat.node.clone();
     let chat = chat.clone();
     // Drives the connection (answers and notifications); ends, dropping `told`, when it does.
     let driver = tokio::spawn(async move {
@@ -227,6 +232,9 @@ async fn listen(
             match message {
                 Ok(AsyncMessage::Notification(n)) if n.channel() == "wsauthn_chat" => {
                     chat.received(n.payload());
+                }
+                Ok(AsyncMessage::Notification(n)) if n.channel() == positions::CHANNEL => {
+                    chat.positions.heard(n.payload());
                 }
                 Ok(AsyncMessage::Notification(_)) => {
                     let _ = told.send(());
@@ -241,7 +249,14 @@ async fn listen(
     });
     let _abort = AbortOnDrop(driver);
     client
-        .batch_execute("LISTEN wsauthn_revocations; LISTEN wsauthn_chat")
+        .batch_execute(&format!(
+            "LISTEN wsauthn_revocations; LISTEN wsauthn_chat; LISTEN {}",
+            positions::CHANNEL
+        ))
+        .await
+        .map_err(db)?;
+    let announce = client
+        .prepare(&format!("SELECT pg_notify('{}', $1)", positions::CHANNEL))
         .await
         .map_err(db)?;
     let read = client
@@ -292,6 +307,12 @@ async fn listen(
             apply(batch);
         }
         feed.set_confirmed(true);
+        // After every read, and once a second: how far this node has applied the log.
+        let position = format!("{me} {}", feed.applied());
+        tokio::time::timeout(READ_TIMEOUT, client.execute(&announce, &[&position]))
+            .await
+            .map_err(|_| Error::internal("announcing the feed's position timed out"))?
+            .map_err(db)?;
         tokio::select! {
             told = notified.recv() => {
                 if told.is_none() {

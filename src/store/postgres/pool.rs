@@ -96,6 +96,7 @@ statements! {
     session_by_hash = "SELECT s.record, u.name, u.display_name FROM sessions s \
                        JOIN users u ON u.id = s.user_id WHERE s.hash = $1";
     sessions = "SELECT hash, record FROM sessions ORDER BY hash";
+    newest_revocation = "SELECT coalesce(max(seq), 0) FROM revocations";
     sessions_of = "SELECT hash, record FROM sessions WHERE user_id = $1";
     delete_user = "WITH c AS (DELETE FROM credentials WHERE user_id = $1 RETURNING id), \
                    u AS (DELETE FROM users WHERE id = $1 \

@@ -20,7 +20,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
@@ -113,6 +113,8 @@ struct Shared {
     failed: Mutex<Option<String>>,
     commits: AtomicU64,
     times: crate::metrics::AtomicHistogram,
+    /// The newest revocation log entry this node's writes made (0: none yet).
+    log_high: AtomicI64,
 }
 
 impl Writer {
@@ -178,6 +180,16 @@ impl Writer {
             .map_err(Error::internal)
     }
 
+    /// The newest revocation log entry this node's writes made (0: none yet).
+    pub(super) fn newest_revocation(&self) -> i64 {
+        self.shared.log_high.load(Ordering::Acquire)
+    }
+
+    /// Notes a log entry this node made outside the writer.
+    pub(super) fn made_revocation(&self, seq: i64) {
+        self.shared.log_high.fetch_max(seq, Ordering::AcqRel);
+    }
+
     pub(super) fn commits(&self) -> u64 {
         self.shared.commits.load(Ordering::Relaxed)
     }
@@ -209,7 +221,7 @@ async fn run(
             Ok(())
         } else {
             shared.commits.fetch_add(1, Ordering::Relaxed);
-            commit_with_retry(&mut conn, &config, &runtime, writes).await
+            commit_with_retry(&mut conn, &config, &runtime, writes, &shared.log_high).await
         };
         shared.done.fetch_add(count as u64, Ordering::AcqRel);
         let answered = !flushes.is_empty();
@@ -265,12 +277,13 @@ async fn commit_with_retry(
     config: &tokio_postgres::Config,
     runtime: &tokio::runtime::Handle,
     mut writes: Vec<Write>,
+    log_high: &AtomicI64,
 ) -> Result<(), String> {
     // Stable: writes to one session keep their order.
     writes.sort_by(|a, b| a.order().cmp(&b.order()));
-    let mut result = commit(conn, config, runtime, &writes).await;
+    let mut result = commit(conn, config, runtime, &writes, log_high).await;
     if result.as_ref().is_err_and(|f| f.retry) {
-        result = commit(conn, config, runtime, &writes).await;
+        result = commit(conn, config, runtime, &writes, log_high).await;
     }
     let failed = match result {
         Ok(rows) => {
@@ -292,7 +305,7 @@ async fn commit_with_retry(
     if others.is_empty() {
         return Ok(());
     }
-    commit(conn, config, runtime, &others)
+    commit(conn, config, runtime, &others, log_high)
         .await
         .map(|_| ())
         .map_err(|f| f.error.to_string())
@@ -384,6 +397,7 @@ async fn commit(
     config: &tokio_postgres::Config,
     runtime: &tokio::runtime::Handle,
     writes: &[Write],
+    log_high: &AtomicI64,
 ) -> Result<Vec<u64>, Failed> {
     if conn.is_none() {
         *conn = Some(Conn::open(config, runtime).await?);
@@ -414,6 +428,14 @@ async fn commit(
     for (st, params) in &statements {
         pending.push(Box::pin(client.execute(*st, params.as_slice())));
     }
+    if revokes {
+        // The newest log entry, ours (the lock is held): what the other nodes must apply.
+        let newest = conn.st(Q::newest_revocation);
+        pending.push(Box::pin(async move {
+            let row = client.query_one(newest, &[]).await?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        }));
+    }
     pending.push(Box::pin(async {
         client.batch_execute("COMMIT").await.map(|()| 0)
     }));
@@ -425,7 +447,14 @@ async fn commit(
         .by_ref()
         .take(statements.len())
         .collect::<Result<Vec<u64>, _>>()?;
+    let newest = match revokes {
+        true => results.next().transpose()?,
+        false => None,
+    };
     results.next().transpose()?;
+    if let Some(newest) = newest {
+        log_high.fetch_max(i64::try_from(newest).unwrap_or(0), Ordering::AcqRel);
+    }
     Ok(rows)
 }
 
@@ -534,11 +563,13 @@ impl PgStore {
             .client
             .simple_query(&format!(
                 "BEGIN; SELECT pg_advisory_xact_lock({LOG_LOCK}); \
-                 DELETE FROM sessions WHERE user_id = '{user}'; COMMIT"
+                 DELETE FROM sessions WHERE user_id = '{user}'; \
+                 SELECT coalesce(max(seq), 0) FROM revocations; COMMIT"
             ))
             .await
             .map_err(db)?;
-        // The third statement's count: BEGIN and the lock's SELECT come first.
+        // The third statement's count (BEGIN and the lock's SELECT come first), then the
+        // newest log entry: ours, the lock being held.
         let removed = answers
             .iter()
             .filter_map(|answer| match answer {
@@ -547,6 +578,16 @@ impl PgStore {
             })
             .nth(2)
             .unwrap_or(0);
+        let newest = answers.iter().find_map(|answer| match answer {
+            tokio_postgres::SimpleQueryMessage::Row(row)
+                if row.columns()[0].name() == "coalesce" =>
+            {
+                row.get(0).and_then(|v| v.parse::<i64>().ok())
+            }
+            _ => None,
+        });
+        self.inner.writer.made_revocation(newest.unwrap_or(0));
+        self.wait_for_other_nodes().await;
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
 
