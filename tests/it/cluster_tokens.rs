@@ -1,0 +1,121 @@
+//! Tokens across nodes on one PostgreSQL (docs/cluster.md), where they are looked up: an
+//! application's own route that takes its caller from the `Authenticated` extractor, in an
+//! application that does not wrap the policy middleware, takes a token another node issued
+//! and refuses a revoked one.
+//!
+//! Needs PostgreSQL: skipped loudly without it outside CI, failed under `CI=true`.
+
+use std::net::{SocketAddr, TcpListener};
+
+use actix_web::{web, App, HttpServer};
+use serde_json::json;
+use wsauthn::softkey::SoftAuthenticator;
+use wsauthn::{Authenticated, Config, Wsauthn};
+
+use crate::helpers::*;
+
+/// The application's own route: who is calling, by the extractor alone.
+async fn whoami(caller: Authenticated) -> String {
+    caller.user.name.clone()
+}
+
+/// A node as an application embeds it (docs/embedding.md), on the database `url`, that mounts
+/// wsauthn without `.wrap(TokenPolicy)` and adds its own `/whoami`. Returns its address and the
+/// handle that stops it.
+async fn embedded_node(
+    url: &str,
+    dir: &tempfile::TempDir,
+) -> (SocketAddr, actix_web::dev::ServerHandle) {
+    let mut config = Config::for_tests(dir.path()).expect("embedded config");
+    config.server.static_dir = "".into();
+    config.store.backend = wsauthn::store::BackendKind::Postgres;
+    config.store.postgres_url = url.to_owned();
+    let auth = Wsauthn::builder(config).build().await.expect("built");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("port 0");
+    let addr = listener.local_addr().expect("address");
+    let server = HttpServer::new(move || {
+        let auth = auth.clone();
+        App::new()
+            .configure(|cfg| auth.configure(cfg))
+            .route("/whoami", web::get().to(whoami))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .expect("listens")
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (addr, handle)
+}
+
+/// `GET path` on `addr`: the status, the `WWW-Authenticate` challenge and the body.
+async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String, String) {
+    let mut req = awc::Client::new().get(format!("http://{addr}{path}"));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let mut res = req.send().await.expect("request");
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    let body = res.body().await.expect("body");
+    let body = String::from_utf8_lossy(&body).into_owned();
+    (res.status().as_u16(), challenge, body)
+}
+
+/// Opens `/echo` on `addr` and signs it in with `token` by its first frame.
+async fn echo_at(addr: SocketAddr, token: &str) -> Ws {
+    let mut ws = ws_at(addr, "/echo").await;
+    let reply = ws.request(json!({"type":"auth","token":token})).await;
+    assert_eq!(reply["type"], "auth.result", "{reply}");
+    ws
+}
+
+#[actix_rt::test]
+async fn an_applications_extractor_without_the_middleware_takes_another_nodes_token_not_a_revoked_one(
+) {
+    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+        return;
+    };
+    let a = spawn_node(&url).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (b, server) = embedded_node(&url, &dir).await;
+    let mut key = SoftAuthenticator::new();
+    let (token, _, mut ws_a) = signed_up(&a, &mut key, "rhea").await;
+
+    let (status, challenge, body) = get(b, "/whoami", Some(&token)).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "rhea"),
+        "a token issued on node a is the caller of b's own route ({challenge})"
+    );
+    assert_eq!(get(b, "/whoami", Some(&token)).await.0, 200, "now cached");
+    let (status, challenge, _) = get(b, "/whoami", None).await;
+    assert_eq!(status, 401);
+    assert!(!challenge.contains("invalid_token"), "{challenge}");
+
+    // Revoked on a while b has it cached: b's socket on it closing shows b has applied it.
+    let mut on_b = echo_at(b, &token).await;
+    let out = ws_a.request(json!({"type":"logout","id":9})).await;
+    assert_eq!(out["type"], "logout.result", "{out}");
+    assert_eq!(on_b.expect_close().await, 4401);
+    let (status, challenge, _) = get(b, "/whoami", Some(&token)).await;
+    assert_eq!(status, 401, "the revoked token is refused on b");
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+
+    // Revoked on a before b ever saw it: b asks the database, which no longer has it.
+    let mut other = SoftAuthenticator::new();
+    let (unseen, _, mut ws_other) = signed_up(&a, &mut other, "sol").await;
+    let out = ws_other.request(json!({"type":"logout","id":9})).await;
+    assert_eq!(out["type"], "logout.result", "{out}");
+    let (status, challenge, _) = get(b, "/whoami", Some(&unseen)).await;
+    assert_eq!(
+        status, 401,
+        "a token revoked before b saw it is refused on b"
+    );
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    server.stop(true).await;
+}
