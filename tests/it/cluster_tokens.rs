@@ -1,7 +1,7 @@
 //! Tokens across nodes on one PostgreSQL (docs/cluster.md), where they are looked up: an
 //! application's own route that takes its caller from the `Authenticated` extractor, in an
 //! application that does not wrap the policy middleware, takes a token another node issued
-//! and refuses a revoked one.
+//! and refuses a revoked one; so does the application's own socket, by its upgrade's header.
 //!
 //! Needs PostgreSQL: skipped loudly without it outside CI, failed under `CI=true`.
 
@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use actix_web::{web, App, HttpServer};
 use serde_json::json;
 use wsauthn::softkey::SoftAuthenticator;
-use wsauthn::{Authenticated, Config, Wsauthn};
+use wsauthn::{AuthPolicy, Authenticated, Config, Wsauthn};
 
 use crate::helpers::*;
 
@@ -20,8 +20,8 @@ async fn whoami(caller: Authenticated) -> String {
 }
 
 /// A node as an application embeds it (docs/embedding.md), on the database `url`, that mounts
-/// wsauthn without `.wrap(TokenPolicy)` and adds its own `/whoami`. Returns its address and the
-/// handle that stops it.
+/// wsauthn without `.wrap(TokenPolicy)` and adds its own `/whoami` and its own socket `/mine`
+/// (an echo, tokens required). Returns its address and the handle that stops it.
 async fn embedded_node(
     url: &str,
     dir: &tempfile::TempDir,
@@ -30,7 +30,11 @@ async fn embedded_node(
     config.server.static_dir = "".into();
     config.store.backend = wsauthn::store::BackendKind::Postgres;
     config.store.postgres_url = url.to_owned();
-    let auth = Wsauthn::builder(config).build().await.expect("built");
+    let auth = Wsauthn::builder(config)
+        .policy("/mine", AuthPolicy::Required)
+        .build()
+        .await
+        .expect("built");
     let listener = TcpListener::bind("127.0.0.1:0").expect("port 0");
     let addr = listener.local_addr().expect("address");
     let server = HttpServer::new(move || {
@@ -38,6 +42,7 @@ async fn embedded_node(
         App::new()
             .configure(|cfg| auth.configure(cfg))
             .route("/whoami", web::get().to(whoami))
+            .route("/mine", wsauthn::socket(|_req| wsauthn::ws::builtin::Echo))
     })
     .workers(1)
     .disable_signals()
@@ -64,6 +69,21 @@ async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String,
     let body = res.body().await.expect("body");
     let body = String::from_utf8_lossy(&body).into_owned();
     (res.status().as_u16(), challenge, body)
+}
+
+/// Opens `path` on `addr` with `Authorization: Bearer`; the status of a refused upgrade.
+async fn upgrade_with(addr: SocketAddr, path: &str, token: &str) -> Result<Ws, u16> {
+    let connected = awc::Client::new()
+        .ws(format!("ws://{addr}{path}"))
+        .header("Origin", ORIGIN)
+        .bearer_auth(token)
+        .connect()
+        .await;
+    match connected {
+        Ok((_, framed)) => Ok(Ws::from_framed(framed)),
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status.as_u16()),
+        Err(e) => panic!("cannot open {path}: {e}"),
+    }
 }
 
 /// Opens `/echo` on `addr` and signs it in with `token` by its first frame.
@@ -97,7 +117,7 @@ async fn an_applications_extractor_without_the_middleware_takes_another_nodes_to
     assert_eq!(status, 401);
     assert!(!challenge.contains("invalid_token"), "{challenge}");
 
-    // Revoked on a while b has it cached: b's socket on it closing shows b has applied it.
+    // Revoked on a while b has it cached: b's sockets on it closing show b has applied it.
     let mut on_b = echo_at(b, &token).await;
     let out = ws_a.request(json!({"type":"logout","id":9})).await;
     assert_eq!(out["type"], "logout.result", "{out}");
@@ -117,5 +137,32 @@ async fn an_applications_extractor_without_the_middleware_takes_another_nodes_to
         "a token revoked before b saw it is refused on b"
     );
     assert!(challenge.contains("invalid_token"), "{challenge}");
+    server.stop(true).await;
+}
+
+#[actix_rt::test]
+async fn an_applications_socket_without_the_middleware_takes_another_nodes_token_by_its_header() {
+    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+        return;
+    };
+    let a = spawn_node(&url).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (b, server) = embedded_node(&url, &dir).await;
+    let mut key = SoftAuthenticator::new();
+    let (token, _, mut ws_a) = signed_up(&a, &mut key, "tove").await;
+
+    let mut mine = upgrade_with(b, "/mine", &token)
+        .await
+        .unwrap_or_else(|status| panic!("a token from node a opens b's socket: {status}"));
+    mine.send(json!({"hi":1})).await;
+    assert_eq!(mine.recv().await, json!({"hi":1}));
+    let out = ws_a.request(json!({"type":"logout","id":9})).await;
+    assert_eq!(out["type"], "logout.result", "{out}");
+    assert_eq!(mine.expect_close().await, 4401, "revoked on a: closed on b");
+    assert_eq!(
+        upgrade_with(b, "/mine", &token).await.err(),
+        Some(401),
+        "and refused there from then on"
+    );
     server.stop(true).await;
 }
