@@ -2,6 +2,8 @@
 //! application's own route that takes its caller from the `Authenticated` extractor, in an
 //! application that does not wrap the policy middleware, takes a token another node issued
 //! and refuses a revoked one; so does the application's own socket, by its upgrade's header.
+//! A node asks the database once for a token it does not have (the negative cache), for a
+//! minute, and still takes tokens issued after that.
 //!
 //! Needs PostgreSQL: skipped loudly without it outside CI, failed under `CI=true`.
 
@@ -165,4 +167,110 @@ async fn an_applications_socket_without_the_middleware_takes_another_nodes_token
         "and refused there from then on"
     );
     server.stop(true).await;
+}
+
+/// A node on the database `url` that serves `/metrics`.
+async fn node_with_metrics(url: &str) -> TestApp {
+    let url = url.to_owned();
+    spawn_with(move |c| {
+        c.store.backend = wsauthn::store::BackendKind::Postgres;
+        c.store.postgres_url = url;
+        c.metrics.enabled = true;
+    })
+    .await
+}
+
+/// `app`'s lookups of tokens in the database and those its negative cache answered, as its
+/// `/metrics` says.
+async fn lookups(app: &TestApp) -> (u64, u64) {
+    let mut res = awc::Client::new()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape");
+    let body = res.body().await.expect("body");
+    let text = String::from_utf8_lossy(&body);
+    let series = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    (
+        series("wsauthn_token_store_lookups_total"),
+        series("wsauthn_token_negative_cache_hits_total"),
+    )
+}
+
+async fn me(app: &TestApp, token: &str) -> u16 {
+    app.get("/api/me", Some(token)).await.0
+}
+
+#[actix_rt::test]
+async fn a_node_asks_the_database_once_for_a_token_it_does_not_have_and_still_takes_new_ones() {
+    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+        return;
+    };
+    let a = spawn_node(&url).await;
+    let b = node_with_metrics(&url).await;
+    let mut key = SoftAuthenticator::new();
+    let (revoked, _, mut ws_a) = signed_up(&a, &mut key, "ulla").await;
+    let out = ws_a.request(json!({"type":"logout","id":9})).await;
+    assert_eq!(out["type"], "logout.result", "{out}");
+    assert_eq!(lookups(&b).await, (0, 0));
+
+    assert_eq!(me(&b, &revoked).await, 401);
+    assert_eq!(lookups(&b).await, (1, 0), "b asked the database");
+    assert_eq!(me(&b, &revoked).await, 401);
+    assert_eq!(lookups(&b).await, (1, 1), "and not again");
+
+    // The database itself: with `sessions` locked, a query for the token would wait.
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL");
+    actix_web::rt::spawn(connection);
+    admin
+        .batch_execute("BEGIN; LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let request = awc::Client::builder()
+        .timeout(2 * PATIENCE)
+        .finish()
+        .get(b.url("/api/me"))
+        .bearer_auth(&revoked)
+        .send();
+    let answered = tokio::time::timeout(PATIENCE, request).await;
+    admin.batch_execute("ROLLBACK").await.expect("unlock");
+    let status = answered
+        .ok()
+        .and_then(Result::ok)
+        .map(|r| r.status().as_u16());
+    assert_eq!(
+        status,
+        Some(401),
+        "b waited on the locked table: it asked again"
+    );
+
+    // Any well-formed token the database does not have, likewise.
+    let never = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+    .to_uppercase();
+    assert_eq!(me(&b, &never).await, 401);
+    assert_eq!(me(&b, &never).await, 401);
+    assert_eq!(lookups(&b).await, (2, 3));
+
+    // A token issued after those entries is taken (one query, then cached).
+    let mut other = SoftAuthenticator::new();
+    let (fresh, _, _ws) = signed_up(&a, &mut other, "vera").await;
+    assert_eq!(me(&b, &fresh).await, 200, "a new token from a works on b");
+    assert_eq!(me(&b, &fresh).await, 200);
+    assert_eq!(lookups(&b).await, (3, 3));
+
+    // After a minute the database is asked again.
+    b.clock.advance(std::time::Duration::from_secs(61));
+    assert_eq!(me(&b, &revoked).await, 401);
+    assert_eq!(me(&b, &revoked).await, 401);
+    assert_eq!(lookups(&b).await, (4, 4));
 }
