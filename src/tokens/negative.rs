@@ -16,12 +16,13 @@
 //! row in the store without handing its token out afterwards (`wsauthn migrate` into a
 //! database nodes already serve, a restored backup) is refused here for at most that long.
 //!
-//! Bounded: [`SETS`] sets of [`WAYS`] entries, 4,096 hashes of 40 bytes (hash and time), about
-//! 200 KiB per node, allocated on the node's first miss (never on one node). That holds the
-//! dead tokens of thousands of retrying clients at once; a flood of distinct unknown tokens
-//! cannot be absorbed by any cache (each one is new), costs one query each as it would without
-//! this one, and only evicts. A hash's set is chosen with a key of this node's own, so a client
-//! cannot aim tokens at another's entries; a full set gives up its oldest entry.
+//! Bounded: [`SETS`] sets of [`WAYS`] entries, 4,096 hashes (an entry is the hash and a time, 48
+//! bytes; with each set's lock, 200 KiB per node), allocated on the node's first miss (never on
+//! one node). That holds the dead tokens of thousands of retrying clients at once; a flood of
+//! distinct unknown tokens cannot be absorbed by any cache (each one is new), costs one query
+//! each as it would without this one, and only evicts. A hash's set is chosen with a key of this
+//! node's own, so a client cannot aim tokens at another's entries; a full set gives up its
+//! oldest entry.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -149,6 +150,12 @@ mod tests {
         for h in &same_set[1..] {
             assert!(cache.contains(h, now));
         }
+    }
+
+    #[test]
+    fn it_takes_the_200_kib_its_documentation_says() {
+        let bytes = SETS * std::mem::size_of::<Mutex<Set>>();
+        assert!(bytes <= 200 * 1024, "{bytes} bytes");
     }
 
     #[test]
