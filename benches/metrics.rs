@@ -18,6 +18,8 @@ fn metrics(c: &mut Criterion) {
         sessions: Box::new(|| 0),
         pending_ceremonies: Box::new(|| 0),
         store_flush: AtomicHistogram::default(),
+        token_store_lookups: Box::new(|| 0),
+        token_negative_hits: Box::new(|| 0),
     });
     let mut group = c.benchmark_group("metrics");
     let bare = AtomicU64::new(0);

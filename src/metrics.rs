@@ -21,7 +21,7 @@ use prometheus_client::registry::Registry;
 use crate::error::ErrorCode;
 use crate::events::{EndReason, Event};
 pub use histogram::AtomicHistogram;
-use histogram::ReadGauge;
+use histogram::{ReadCounter, ReadGauge};
 pub use sockets::{OpenClass, SocketClass};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -100,6 +100,9 @@ pub struct Sources {
     pub sessions: Box<dyn Fn() -> i64 + Send + Sync>,
     pub pending_ceremonies: Box<dyn Fn() -> i64 + Send + Sync>,
     pub store_flush: AtomicHistogram,
+    /// On a shared store: tokens looked up in it, and lookups the negative cache answered.
+    pub token_store_lookups: Box<dyn Fn() -> u64 + Send + Sync>,
+    pub token_negative_hits: Box<dyn Fn() -> u64 + Send + Sync>,
 }
 
 impl Metrics {
@@ -203,6 +206,17 @@ impl Metrics {
             "Ceremonies begun and not finished",
             ReadGauge(sources.pending_ceremonies),
         );
+        registry.register(
+            "token_store_lookups",
+            "Tokens this node had not cached, looked up in the shared store (one query each)",
+            ReadCounter(sources.token_store_lookups),
+        );
+        registry.register(
+            "token_negative_cache_hits",
+            "Tokens refused without a query because the shared store had lately said it does \
+             not have them",
+            ReadCounter(sources.token_negative_hits),
+        );
         Metrics(Arc::new(Inner { registry, ..inner }))
     }
 
@@ -284,6 +298,8 @@ mod tests {
             sessions: Box::new(|| 3),
             pending_ceremonies: Box::new(|| 0),
             store_flush: AtomicHistogram::default(),
+            token_store_lookups: Box::new(|| 5),
+            token_negative_hits: Box::new(|| 2),
         })
     }
 
@@ -317,6 +333,15 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("wsauthn_sockets_open 7"));
+        assert!(
+            text.contains("# TYPE wsauthn_token_store_lookups counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wsauthn_token_store_lookups_total 5"),
+            "{text}"
+        );
+        assert!(text.contains("wsauthn_token_negative_cache_hits_total 2"));
         let chat = m.socket_opened(SocketClass::Chat);
         let _proxied = m.socket_opened(SocketClass::Proxy);
         let _other = m.socket_opened(SocketClass::Proxy);

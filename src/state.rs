@@ -139,11 +139,18 @@ impl AppState {
                 Box::new(move || weak.upgrade().map_or(0, |s| f(&s)))
                     as Box<dyn Fn() -> i64 + Send + Sync>
             };
+            let count = |f: fn(&Shared) -> u64| {
+                let weak = weak.clone();
+                Box::new(move || weak.upgrade().map_or(0, |s| f(&s)))
+                    as Box<dyn Fn() -> u64 + Send + Sync>
+            };
             let metrics = crate::metrics::Metrics::new(crate::metrics::Sources {
                 open_sockets: read(|s| s.open_sockets.load(Ordering::Relaxed) as i64),
                 sessions: read(|s| s.tokens.len() as i64),
                 pending_ceremonies: read(|s| s.ceremonies.pending().len() as i64),
                 store_flush,
+                token_store_lookups: count(|s| s.tokens.store_lookups().queried),
+                token_negative_hits: count(|s| s.tokens.store_lookups().negative_hits),
             });
             events.attach_metrics(metrics.clone());
             Shared {

@@ -20,7 +20,8 @@
 //!   acknowledge them await [`Store::flush`] first, so a crash cannot bring a revoked token back.
 //! - On a store shared by several nodes (PostgreSQL) the table is this node's cache: a token it
 //!   has not seen is looked up in the store, revocations made elsewhere arrive by the store's
-//!   feed, and while the feed is unconfirmed no token is accepted (see `shared`).
+//!   feed, and while the feed is unconfirmed no token is accepted (see `shared`). A token the
+//!   store said it does not have is refused without asking again for a minute (`negative`).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -200,6 +201,11 @@ struct Inner {
     /// On a shared store: the revocation feed; no token is accepted while it is unconfirmed
     /// (see `shared`).
     feed: std::sync::OnceLock<crate::store::Feed>,
+    /// On a shared store: hashes it said it does not have; made on the first such answer.
+    missing: std::sync::OnceLock<negative::NegativeCache>,
+    /// Lookups of tokens in a shared store, and those the negative cache answered instead.
+    store_lookups: AtomicU64,
+    negative_hits: AtomicU64,
 }
 
 impl TokenTable {
@@ -223,6 +229,9 @@ impl TokenTable {
                 events,
                 forgotten: DashMap::new(),
                 feed: std::sync::OnceLock::new(),
+                missing: std::sync::OnceLock::new(),
+                store_lookups: AtomicU64::new(0),
+                negative_hits: AtomicU64::new(0),
             }),
         }
     }
@@ -489,6 +498,7 @@ impl TokenTable {
     }
 }
 
+mod negative;
 mod persist;
 mod revoke;
 mod secret;
@@ -498,6 +508,7 @@ mod users;
 
 use secret::{decode_hex_32, hash_token, new_token};
 pub use secret::{IssuedToken, TokenHash};
+pub use shared::StoreLookups;
 pub use signal::{Revocation, SessionSignal};
 
 #[cfg(test)]

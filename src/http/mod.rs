@@ -140,7 +140,7 @@ impl ResponseError for Error {
 
 /// The bearer token of an `Authorization` header: `None` without one (or with another scheme),
 /// `Some("")` for a header that names the Bearer scheme but carries no usable token.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers
         .get(header::AUTHORIZATION)?
         .to_str()

@@ -1,4 +1,5 @@
-//! A latency histogram recorded with atomic adds only, and a gauge read when scraped.
+//! A latency histogram recorded with atomic adds only, and a gauge and a counter read when
+//! scraped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -81,5 +82,24 @@ impl EncodeMetric for ReadGauge {
 
     fn metric_type(&self) -> MetricType {
         MetricType::Gauge
+    }
+}
+
+/// A counter read when scraped (the count lives where it is made, e.g. the token table's).
+pub(super) struct ReadCounter(pub(super) Box<dyn Fn() -> u64 + Send + Sync>);
+
+impl std::fmt::Debug for ReadCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadCounter")
+    }
+}
+
+impl EncodeMetric for ReadCounter {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_counter::<NoLabelSet, _, u64>(&(self.0)(), None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
     }
 }

@@ -4,6 +4,8 @@
 //! Invariants:
 //! - a hit costs what it costs on one node; a token this node has not seen costs one indexed
 //!   query ([`TokenTable::prefetch`]) before the ordinary lookup, and is cached from then on;
+//!   a token the store does not have is refused from the negative cache (`negative`, which says
+//!   why that never refuses a valid token) without another query for a minute;
 //! - sessions ended or refreshed on any node reach this one through the store's revocation feed
 //!   ([`TokenTable::follow`]): an ended session ends here too (its sockets close with 4401), a
 //!   replaced token leaves the cache while its session and sockets carry on;
@@ -17,11 +19,21 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use super::negative::NegativeCache;
 use super::secret::{decode_hex_32, hash_token};
-use super::{Session, SessionSignal, TokenTable};
+use super::{Session, SessionSignal, TokenHash, TokenTable};
 use crate::events::{EndReason, Event};
 use crate::protocol::UserView;
 use crate::store::{Revoked, SessionRecord};
+
+/// How this node's lookups of tokens in a shared store went, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreLookups {
+    /// Tokens it had not cached that it asked the store about: one query each.
+    pub queried: u64,
+    /// Lookups the negative cache answered instead: the store had said it does not have them.
+    pub negative_hits: u64,
+}
 
 impl TokenTable {
     /// Whether tokens can be confirmed: always on one node; on a shared store, while the
@@ -90,18 +102,45 @@ impl TokenTable {
     }
 
     /// Whether [`TokenTable::prefetch`] would ask the store about `token`: a shared store, a
-    /// well-formed token this node has not cached, and a confirmed feed.
+    /// well-formed token this node has not cached nor lately heard the store does not have,
+    /// and a confirmed feed.
     pub fn needs_prefetch(&self, token: &str) -> bool {
         if !self.is_shared() || !self.confirmed() {
             return false;
         }
-        decode_hex_32(token)
-            .is_some_and(|bytes| !self.inner.by_hash.contains_key(&hash_token(&bytes)))
+        decode_hex_32(token).is_some_and(|bytes| {
+            let hash = hash_token(&bytes);
+            !self.inner.by_hash.contains_key(&hash) && !self.known_missing(&hash)
+        })
+    }
+
+    /// Whether the store said lately that it does not have `hash` (the negative cache); a
+    /// yes counts as a lookup it answered.
+    fn known_missing(&self, hash: &TokenHash) -> bool {
+        let now = self.inner.clock.now_ms();
+        let missing = self
+            .inner
+            .missing
+            .get()
+            .is_some_and(|m| m.contains(hash, now));
+        if missing {
+            self.inner.negative_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        missing
+    }
+
+    /// This node's lookups in a shared store so far.
+    pub fn store_lookups(&self) -> StoreLookups {
+        StoreLookups {
+            queried: self.inner.store_lookups.load(Ordering::Relaxed),
+            negative_hits: self.inner.negative_hits.load(Ordering::Relaxed),
+        }
     }
 
     /// On a shared store, makes sure a token this node has not seen is in the cache if the
-    /// store has it (one query), so the [`TokenTable::lookup`] that follows decides. Does
-    /// nothing for a cached, malformed or (on one node) any token, or while unconfirmed.
+    /// store has it (one query), so the [`TokenTable::lookup`] that follows decides; a token
+    /// the store does not have goes in the negative cache. Does nothing for a cached,
+    /// malformed, known missing or (on one node) any token, or while unconfirmed.
     pub async fn prefetch(&self, token: &str) {
         let Some(store) = self.inner.store.as_ref().filter(|s| s.is_shared()) else {
             return;
@@ -110,12 +149,14 @@ impl TokenTable {
             return;
         };
         let hash = hash_token(&bytes);
-        if self.inner.by_hash.contains_key(&hash) || !self.confirmed() {
+        if self.inner.by_hash.contains_key(&hash) || !self.confirmed() || self.known_missing(&hash)
+        {
             return;
         }
         let (Some(pg), Some(feed)) = (store.as_postgres(), self.inner.feed.get()) else {
             return;
         };
+        self.inner.store_lookups.fetch_add(1, Ordering::Relaxed);
         // The feed marks entries applied before applying them: if the mark has not moved by the
         // time the session is cached, any revocation the query missed is applied after the
         // insert and finds it.
@@ -128,6 +169,11 @@ impl TokenTable {
             }
         };
         let Some((record, name, display_name)) = found else {
+            let now = self.inner.clock.now_ms();
+            self.inner
+                .missing
+                .get_or_init(NegativeCache::new)
+                .insert(hash, now);
             return;
         };
         let now = self.inner.clock.now_ms();

@@ -164,19 +164,26 @@ pub(crate) async fn upgrade<H: Handler>(
         return error_response(&err, StatusCode::FORBIDDEN);
     }
     // The policy middleware has looked at the header already; without it (an application that
-    // did not wrap it), the same check runs here, so a socket never goes unchecked.
-    let auth = match req.extensions().get::<RequestAuth>().cloned() {
+    // did not wrap it), the same check runs here, so a socket never goes unchecked, and as in
+    // the middleware a token this node has not cached is first looked up in a shared store.
+    let passed = req.extensions().get::<RequestAuth>().cloned();
+    let auth = match passed {
         Some(auth) => Some(auth),
-        None => match authorize(
-            state,
-            req.path(),
-            req.headers(),
-            crate::http::client_ip(&req),
-            true,
-        ) {
-            Ok(auth) => auth,
-            Err(refused) => return *refused,
-        },
+        None => {
+            if let Some(token) = crate::http::bearer_token(req.headers()) {
+                state.tokens.prefetch(token).await;
+            }
+            match authorize(
+                state,
+                req.path(),
+                req.headers(),
+                crate::http::client_ip(&req),
+                true,
+            ) {
+                Ok(auth) => auth,
+                Err(refused) => return *refused,
+            }
+        }
     };
     let needs_auth = state.endpoints.policy(req.path()) == crate::endpoints::AuthPolicy::Required;
     if !state.allow_connect() {

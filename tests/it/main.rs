@@ -12,6 +12,7 @@ mod cluster;
 mod cluster_faults;
 mod cluster_http;
 mod cluster_nginx;
+mod cluster_tokens;
 mod config_cli;
 mod cors;
 mod crash;
