@@ -205,6 +205,9 @@ struct Inner {
     missing: std::sync::OnceLock<negative::NegativeCache>,
     /// Lookups of tokens in a shared store, and those the negative cache answered instead.
     store_lookups: AtomicU64,
+    /// On a shared store: token hashes the revocation feed applied lately, with when (see
+    /// `TokenTable::prefetch`).
+    recently_revoked: DashMap<TokenHash, Millis>,
     negative_hits: AtomicU64,
 }
 
@@ -231,6 +234,7 @@ impl TokenTable {
                 feed: std::sync::OnceLock::new(),
                 missing: std::sync::OnceLock::new(),
                 store_lookups: AtomicU64::new(0),
+                recently_revoked: DashMap::new(),
                 negative_hits: AtomicU64::new(0),
             }),
         }
@@ -408,7 +412,14 @@ impl TokenTable {
                 .compare_exchange(persisted, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            if let Err(e) = self.persist(&session.hash(), session) {
+            // Only if still stored: a revocation or refresh racing this use must not be undone.
+            let touched = match &self.inner.store {
+                Some(store) if !session.is_socket_only() => {
+                    store.touch_session(&session.hash(), &session.record())
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = touched {
                 e.log("persist session last use");
             }
         }

@@ -299,6 +299,15 @@ impl Store {
         }
     }
 
+    /// Rewrites a session only if it is still stored (a last use): a removal or a refresh
+    /// queued before it is never undone by it (synchronous like [`Store::put_session`]).
+    pub fn touch_session(&self, hash: &[u8; 32], record: &SessionRecord) -> Result<(), Error> {
+        match &*self.inner {
+            Backend::Sled(cell) => cell.get()?.touch_session(hash, record),
+            Backend::Postgres(p) => p.touch_session(hash, record),
+        }
+    }
+
     /// Removes a session (synchronous like [`Store::put_session`]).
     pub fn remove_session(&self, hash: &[u8; 32]) -> Result<(), Error> {
         match &*self.inner {

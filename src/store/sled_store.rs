@@ -310,6 +310,14 @@ impl SledStore {
         Ok(())
     }
 
+    /// Rewrites the session only if it is still there (see [`crate::store::Store::touch_session`]).
+    pub fn touch_session(&self, hash: &[u8; 32], record: &SessionRecord) -> Result<(), Error> {
+        let text = to_json(record)?;
+        self.sessions
+            .fetch_and_update(hash, |old| old.map(|_| text.clone()))?;
+        Ok(())
+    }
+
     pub fn remove_session(&self, hash: &[u8; 32]) -> Result<(), Error> {
         self.sessions.remove(hash)?;
         Ok(())

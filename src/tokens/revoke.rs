@@ -140,6 +140,7 @@ impl TokenTable {
     /// Ends every expired session. Returns how many.
     pub fn sweep(&self) -> usize {
         let now = self.inner.clock.now_ms();
+        self.forget_old_revocations(now);
         let expired: Vec<Uuid> = self
             .inner
             .by_id

@@ -26,6 +26,10 @@ use crate::events::{EndReason, Event};
 use crate::protocol::UserView;
 use crate::store::{Revoked, SessionRecord};
 
+/// How long the feed's notes of revoked hashes are kept: far longer than a token query takes
+/// (a slower one is not trusted, see [`TokenTable::prefetch`]).
+const REVOKED_KEPT_MS: crate::clock::Millis = 60_000;
+
 /// How this node's lookups of tokens in a shared store went, since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreLookups {
@@ -68,7 +72,10 @@ impl TokenTable {
     /// Applies entries of the revocation log made on any node (this one's included: those
     /// find nothing left to do).
     fn apply(&self, batch: Vec<Revoked>) {
+        let now = self.inner.clock.now_ms();
         for revoked in batch {
+            // Noted before it is applied (see `TokenTable::prefetch`).
+            self.inner.recently_revoked.insert(revoked.hash, now);
             if revoked.ended {
                 self.end_here(&revoked.session, true);
                 continue;
@@ -153,14 +160,11 @@ impl TokenTable {
         {
             return;
         }
-        let (Some(pg), Some(feed)) = (store.as_postgres(), self.inner.feed.get()) else {
+        let (Some(pg), Some(_following)) = (store.as_postgres(), self.inner.feed.get()) else {
             return;
         };
         self.inner.store_lookups.fetch_add(1, Ordering::Relaxed);
-        // The feed marks entries applied before applying them: if the mark has not moved by the
-        // time the session is cached, any revocation the query missed is applied after the
-        // insert and finds it.
-        let seen = feed.applied();
+        let asked = self.inner.clock.now_ms();
         let found = match pg.session_by_hash(&hash).await {
             Ok(found) => found,
             Err(e) => {
@@ -191,10 +195,28 @@ impl TokenTable {
             display_name,
         });
         let id = record.id;
-        if self.adopt(hash, record, user) && (feed.applied() != seen || !self.confirmed()) {
-            // The feed moved meanwhile: perhaps past this session. The next use asks again.
-            self.end_here(&id, false);
+        let fresh = self.adopt(hash, record, user);
+        // A revocation the query did not see was applied before the adoption (it found
+        // nothing to end) only if the feed noted its hash before the check below, since the
+        // feed notes a hash before applying it; applied after, it finds the session. A query
+        // slower than the notes are kept, or a feed lost meanwhile: nothing is known, the next
+        // use asks again.
+        let slow = self.inner.clock.now_ms().saturating_sub(asked) >= REVOKED_KEPT_MS / 2;
+        if slow || !self.confirmed() || self.inner.recently_revoked.contains_key(&hash) {
+            match fresh {
+                true => self.end_here(&id, false),
+                false => {
+                    self.inner.by_hash.remove(&hash);
+                }
+            }
         }
+    }
+
+    /// Forgets revoked hashes noted longer ago than the notes are needed.
+    pub(super) fn forget_old_revocations(&self, now: crate::clock::Millis) {
+        self.inner
+            .recently_revoked
+            .retain(|_, at| now.saturating_sub(*at) < REVOKED_KEPT_MS);
     }
 
     /// Caches a session of the store under `hash`; false when this node knew it already (a
@@ -230,10 +252,10 @@ impl TokenTable {
         let Some(pg) = self.inner.store.as_ref().and_then(|s| s.as_postgres()) else {
             return;
         };
-        let Some(feed) = self.inner.feed.get() else {
+        if self.inner.feed.get().is_none() {
             return;
-        };
-        let seen = feed.applied();
+        }
+        let asked = self.inner.clock.now_ms();
         let sessions = match pg.sessions_of(&user.id).await {
             Ok(sessions) => sessions,
             Err(e) => {
@@ -248,12 +270,15 @@ impl TokenTable {
             if now < record.expires_ms && self.inner.by_hash.get(&hash).is_none() {
                 let id = record.id;
                 if self.adopt(hash, record, view.clone()) {
-                    adopted.push(id);
+                    adopted.push((id, hash));
                 }
             }
         }
-        if feed.applied() != seen || !self.confirmed() {
-            for id in &adopted {
+        // As in `prefetch`: what the feed applied before an adoption it noted first.
+        let slow = now.saturating_sub(asked) >= REVOKED_KEPT_MS / 2;
+        let unsure = slow || !self.confirmed();
+        for (id, hash) in &adopted {
+            if unsure || self.inner.recently_revoked.contains_key(hash) {
                 self.end_here(id, false);
             }
         }

@@ -9,7 +9,6 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use serde_json::json;
 use wsauthn::softkey::SoftAuthenticator;
@@ -56,21 +55,6 @@ impl Relay {
 
     fn heal(&self) {
         self.open.store(true, Ordering::Release);
-    }
-}
-
-/// Waits (up to [`PATIENCE`]) until `/readyz` on `app` answers `status` (with `reason`, when
-/// 503: the store's own probe may fail first); returns its reason.
-async fn ready_becomes(app: &TestApp, status: u16) -> String {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let (got, _, body) = app.get("/readyz", None).await;
-        let reason = body["reason"].as_str().unwrap_or("").to_owned();
-        if got == status && (status == 200 || reason == "revocations_unconfirmed") {
-            return reason;
-        }
-        assert!(Instant::now() < deadline, "/readyz stayed {got}: {body}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -183,4 +167,42 @@ async fn a_node_killed_with_kill_9_loses_nothing_and_another_signs_its_users_in(
         login(&mut ws, &mut key, Some("sam"), false).await["verified"],
         "ok"
     );
+}
+
+#[actix_rt::test]
+async fn a_revocation_that_cannot_commit_is_not_acknowledged_and_can_be_made_again() {
+    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+        return;
+    };
+    let server = crate::pg_server::server().unwrap();
+    let relay = Relay::start(server.port).await;
+    let db = url.rsplit('/').next().unwrap();
+    let a = spawn_node(&url).await;
+    let b = spawn_node(&format!("postgres://postgres@{}/{db}", relay.addr)).await;
+    let mut key = SoftAuthenticator::new();
+    let (token, _, mut ws_b) = signed_up(&b, &mut key, "cato").await;
+
+    relay.cut();
+    let out = ws_b.request(json!({"type":"logout","id":9})).await;
+    assert_eq!(
+        out["type"], "error",
+        "a logout that did not commit is not acknowledged: {out}"
+    );
+    assert_eq!(out["code"], "internal", "{out}");
+    relay.heal();
+    ready_becomes(&b, 200).await;
+    assert_eq!(
+        a.get("/api/me", Some(&token)).await.0,
+        200,
+        "nothing was revoked, as the answer said"
+    );
+    let mut ws = b.ws("/ws").await;
+    let reply = ws
+        .request(json!({"type":"auth","token":token,"id":1}))
+        .await;
+    assert_eq!(reply["type"], "auth.result", "b takes it again: {reply}");
+    let out = ws.request(json!({"type":"logout","id":2})).await;
+    assert_eq!(out["type"], "logout.result", "{out}");
+    assert_eq!(a.get("/api/me", Some(&token)).await.0, 401);
+    assert_eq!(b.get("/api/me", Some(&token)).await.0, 401);
 }

@@ -165,6 +165,24 @@ pub async fn nodes<const N: usize>() -> Option<[TestApp; N]> {
     nodes.try_into().ok()
 }
 
+/// Waits (up to [`PATIENCE`]) until `/readyz` on `app` answers `status` (with `reason`, when
+/// 503: the store's own probe may fail first); returns its reason.
+pub async fn ready_becomes(app: &TestApp, status: u16) -> String {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let (got, _, body) = app.get("/readyz", None).await;
+        let reason = body["reason"].as_str().unwrap_or("").to_owned();
+        if got == status && (status == 200 || reason == "revocations_unconfirmed") {
+            return reason;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz stayed {got}: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Opens `/echo` on `app` and signs it in with `token` by its first frame.
 pub async fn echo_signed_in(app: &TestApp, token: &str) -> Ws {
     let mut ws = app.ws("/echo").await;

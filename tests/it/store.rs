@@ -311,7 +311,7 @@ async fn passkeys_are_added_under_the_cap_renamed_used_and_deleted_but_not_the_l
 }
 
 #[actix_rt::test]
-async fn sessions_written_through_are_listed_replaced_and_removed_once_flushed() {
+async fn sessions_written_through_are_listed_touched_replaced_and_removed_once_flushed() {
     for (backend, store, _dir) in backends().await {
         let owner = Uuid::new_v4();
         let record = |id, expires_ms| SessionRecord {
@@ -329,10 +329,13 @@ async fn sessions_written_through_are_listed_replaced_and_removed_once_flushed()
         store.put_session(&[2; 32], &record(b, 10)).unwrap();
         store.put_session(&[1; 32], &record(a, 20)).unwrap();
         store.remove_session(&[2; 32]).unwrap();
+        // A last use rewrites a stored session, and never brings back one removed before it.
+        store.touch_session(&[1; 32], &record(a, 30)).unwrap();
+        store.touch_session(&[2; 32], &record(b, 30)).unwrap();
         store.flush().await.unwrap();
         assert_eq!(
             store.sessions().await.unwrap(),
-            vec![([1; 32], record(a, 20))],
+            vec![([1; 32], record(a, 30))],
             "{backend}"
         );
         store.put_session(&[3; 32], &record(b, 10)).unwrap();

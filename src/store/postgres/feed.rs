@@ -302,7 +302,7 @@ async fn listen(
                     })
                 })
                 .collect();
-            // Marked before it is applied (see `TokenTable::prefetch`).
+            // Marked before it is applied: what this node announces it has applied.
             feed.applied.store(last, Ordering::Release);
             apply(batch);
         }

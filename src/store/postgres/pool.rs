@@ -83,6 +83,8 @@ statements! {
     put_session = "INSERT INTO sessions (hash, id, user_id, expires_ms, record) \
                    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO UPDATE \
                    SET expires_ms = EXCLUDED.expires_ms, record = EXCLUDED.record";
+    // A last use: never brings back a row a removal or a refresh took away.
+    touch_session = "UPDATE sessions SET expires_ms = $2, record = $3 WHERE hash = $1";
     remove_session = "DELETE FROM sessions WHERE hash = $1";
     // A refresh: the row keeps its session and gets the new hash (the log notes the old one as
     // replaced, not ended); inserted if the old one was never written.

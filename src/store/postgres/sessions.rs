@@ -8,9 +8,11 @@
 //! it opens are one statement in the same batches, so concurrent sign-ins share a commit.
 //!
 //! Invariants:
-//! - when [`Writer::flush`] returns `Ok`, every write queued before it has committed; when a
-//!   commit failed, the flush that covered it (or else the next one) returns the error, so a
-//!   revocation whose removal did not commit is not acknowledged;
+//! - when [`Writer::flush`] returns `Ok`, every write queued before it has committed: a batch
+//!   that failed fails every flush made within [`FAILED_FOR`] after it whose writes reach into
+//!   it (conservative: a flush of later writes then fails too), so a revocation whose removal
+//!   did not commit is not acknowledged; the failure is recorded before its writes count as
+//!   done;
 //! - a sign-in is answered once its batch has committed (or failed);
 //! - within a batch, sign-ins come first, ordered by credential id, then the other writes
 //!   ordered by the session they touch (writes to one session keep their queue order); a batch
@@ -41,6 +43,20 @@ const CAS_ATTEMPTS: usize = 8;
 
 const STOPPED: &str = "the PostgreSQL session writer has stopped";
 
+/// How long a failed batch fails the flushes that may cover its writes: longer than a request
+/// takes from its write to its flush (as sled's, docs/guarantees.md).
+const FAILED_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The batches that did not commit lately (see [`FAILED_FOR`]).
+struct Failure {
+    /// The number of the first write of the earliest of them (writes are numbered in queue
+    /// order, from 0).
+    first: u64,
+    /// When the latest of them failed.
+    at: std::time::Instant,
+    message: String,
+}
+
 /// What a sign-in writes to its passkey's row.
 pub(super) struct Used {
     pub(super) cred_id: Vec<u8>,
@@ -54,6 +70,11 @@ pub(super) struct Used {
 
 enum Write {
     Put {
+        hash: [u8; 32],
+        record: SessionRecord,
+    },
+    /// A last use: rewrites the row only if it is still there.
+    Touch {
         hash: [u8; 32],
         record: SessionRecord,
     },
@@ -89,9 +110,10 @@ impl Write {
     fn order(&self) -> Option<(u8, &[u8])> {
         match self {
             Write::SignIn { used, .. } => Some((0, &used.cred_id)),
-            Write::Put { hash, .. } | Write::Remove(hash) | Write::Replace { old: hash, .. } => {
-                Some((1, hash))
-            }
+            Write::Put { hash, .. }
+            | Write::Touch { hash, .. }
+            | Write::Remove(hash)
+            | Write::Replace { old: hash, .. } => Some((1, hash)),
             Write::Flush(_) => None,
         }
     }
@@ -109,8 +131,8 @@ struct Shared {
     queued: AtomicU64,
     /// Writes the writer has taken from the queue and finished with (committed or failed).
     done: AtomicU64,
-    /// A failed commit that no flush has reported yet.
-    failed: Mutex<Option<String>>,
+    /// The latest batch that did not commit.
+    failed: Mutex<Option<Failure>>,
     commits: AtomicU64,
     times: crate::metrics::AtomicHistogram,
     /// The newest revocation log entry this node's writes made (0: none yet).
@@ -159,25 +181,28 @@ impl Writer {
     }
 
     async fn flush_queued(&self) -> Result<(), Error> {
+        // Every write numbered below `target` was queued before this call.
+        let target = self.shared.queued.load(Ordering::Acquire);
+        if self.shared.done.load(Ordering::Acquire) < target {
+            let (tx, rx) = oneshot::channel();
+            self.queue
+                .send(Write::Flush(tx))
+                .map_err(|_| Error::internal(STOPPED))?;
+            rx.await
+                .map_err(|_| Error::internal(STOPPED))?
+                .map_err(Error::internal)?;
+        }
         let failed = self
             .shared
             .failed
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(e) = failed {
-            return Err(Error::internal(e));
+            .unwrap_or_else(PoisonError::into_inner);
+        match failed.as_ref() {
+            Some(f) if f.first < target && f.at.elapsed() < FAILED_FOR => {
+                Err(Error::internal(f.message.clone()))
+            }
+            _ => Ok(()),
         }
-        if self.shared.done.load(Ordering::Acquire) >= self.shared.queued.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let (tx, rx) = oneshot::channel();
-        self.queue
-            .send(Write::Flush(tx))
-            .map_err(|_| Error::internal(STOPPED))?;
-        rx.await
-            .map_err(|_| Error::internal(STOPPED))?
-            .map_err(Error::internal)
     }
 
     /// The newest revocation log entry this node's writes made (0: none yet).
@@ -206,6 +231,8 @@ async fn run(
     shared: Arc<Shared>,
 ) {
     let mut conn: Option<Conn> = None;
+    // Writes taken from the queue so far: the next one's number.
+    let mut taken = 0u64;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -223,16 +250,26 @@ async fn run(
             shared.commits.fetch_add(1, Ordering::Relaxed);
             commit_with_retry(&mut conn, &config, &runtime, writes, &shared.log_high).await
         };
+        if let Err(message) = &result {
+            // Before the writes count as done: a flush that sees them done sees this too. An
+            // earlier failure still in force keeps its first write: the flushes it fails still
+            // fail.
+            let mut failed = shared.failed.lock().unwrap_or_else(PoisonError::into_inner);
+            let first = match failed.as_ref() {
+                Some(f) if f.at.elapsed() < FAILED_FOR => f.first,
+                _ => taken,
+            };
+            *failed = Some(Failure {
+                first,
+                at: std::time::Instant::now(),
+                message: message.clone(),
+            });
+        }
+        taken += count as u64;
         shared.done.fetch_add(count as u64, Ordering::AcqRel);
-        let answered = !flushes.is_empty();
         for write in flushes {
             if let Write::Flush(tx) = write {
                 let _ = tx.send(result.clone());
-            }
-        }
-        if let Err(e) = result {
-            if !answered {
-                *shared.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
             }
         }
     }
@@ -328,6 +365,7 @@ type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 /// A write's parameters, owned (the pipelined statements borrow them).
 enum Owned<'a> {
     Put(&'a [u8], &'a SessionRecord, i64, String),
+    Touch(&'a [u8], i64, String),
     Remove(&'a [u8]),
     Replace(&'a [u8], &'a [u8], &'a SessionRecord, i64, String),
     Use(&'a Used),
@@ -339,6 +377,9 @@ impl<'a> Owned<'a> {
         Ok(Some(match write {
             Write::Put { hash, record } => {
                 Owned::Put(hash, record, int(record.expires_ms), to_json(record)?)
+            }
+            Write::Touch { hash, record } => {
+                Owned::Touch(hash, int(record.expires_ms), to_json(record)?)
             }
             Write::Remove(hash) => Owned::Remove(hash),
             Write::Replace { old, hash, record } => {
@@ -375,6 +416,9 @@ impl<'a> Owned<'a> {
                 conn.st(Q::put_session),
                 vec![hash, &record.id, &record.user_id, expires, text],
             ),
+            Owned::Touch(hash, expires, text) => {
+                (conn.st(Q::touch_session), vec![hash, expires, text])
+            }
             Owned::Remove(hash) => (conn.st(Q::remove_session), vec![hash]),
             Owned::Replace(old, hash, record, expires, text) => (
                 conn.st(Q::replace_session),
@@ -498,6 +542,13 @@ fn session_row(row: &tokio_postgres::Row) -> Result<([u8; 32], SessionRecord), E
 impl PgStore {
     pub fn put_session(&self, hash: &[u8; 32], record: &SessionRecord) -> Result<(), Error> {
         self.inner.writer.send(Write::Put {
+            hash: *hash,
+            record: record.clone(),
+        })
+    }
+
+    pub fn touch_session(&self, hash: &[u8; 32], record: &SessionRecord) -> Result<(), Error> {
+        self.inner.writer.send(Write::Touch {
             hash: *hash,
             record: record.clone(),
         })
