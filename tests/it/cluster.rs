@@ -341,3 +341,25 @@ async fn a_revoking_call_returns_only_once_every_other_node_refuses_the_token() 
     ready_becomes(&b, 200).await;
     assert_eq!(me(&b, &token).await, 401);
 }
+
+#[actix_rt::test]
+async fn a_node_that_stops_is_not_waited_for_by_revocations_on_the_others() {
+    let Some([a, b, c]) = nodes::<3>().await else {
+        return;
+    };
+    let mut key = SoftAuthenticator::new();
+    let (token, _, mut ws_a) = signed_up(&a, &mut key, "ola").await;
+    assert_eq!(me(&b, &token).await, 200, "cached on b");
+    // Let c's first announcement arrive, then stop c gracefully: it says it is leaving.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    c.stop().await;
+    let started = Instant::now();
+    let out = ws_a.request(json!({"type":"logout","id":9})).await;
+    let took = started.elapsed();
+    assert_eq!(out["type"], "logout.result", "{out}");
+    assert!(
+        took < Duration::from_secs(1),
+        "the logout waited {took:?} for a node that had left"
+    );
+    assert_eq!(me(&b, &token).await, 401);
+}

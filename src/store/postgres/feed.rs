@@ -143,6 +143,25 @@ struct Peers {
 }
 
 impl Peers {
+    /// Tells the other nodes that this one stops, so their revoking calls do not wait for its
+    /// announcements (`positions`); best effort, bounded.
+    async fn leave(&self) {
+        let Some(store) = self.store.upgrade() else {
+            return;
+        };
+        let gone = format!("{} {}", self.node, positions::GONE);
+        let told = async {
+            let conn = store.pool.get().await?;
+            conn.client
+                .execute("SELECT pg_notify($1, $2)", &[&positions::CHANNEL, &gone])
+                .await
+                .map_err(db)
+        };
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(1), told).await {
+            e.log("tell the other nodes this one stops");
+        }
+    }
+
     fn received(&self, payload: &str) {
         let Some((from, frame)) = payload.split_once(' ') else {
             return;
@@ -200,7 +219,7 @@ async fn follow(
     while !*stop.borrow() {
         let outcome = tokio::select! {
             outcome = listen(&config, &feed, &apply, &chat) => outcome,
-            _ = stop.changed() => return,
+            _ = stop.changed() => return chat.leave().await,
         };
         feed.set_confirmed(false);
         if let Err(e) = outcome {
@@ -208,7 +227,7 @@ async fn follow(
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => return chat.leave().await,
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }

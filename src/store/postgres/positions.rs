@@ -25,6 +25,9 @@ pub const LIVE_FOR: Duration = Duration::from_secs(4);
 /// The channel positions are announced on.
 pub(super) const CHANNEL: &str = "wsauthn_applied";
 
+/// What a node that stops announces instead of a position.
+pub(super) const GONE: &str = "gone";
+
 /// The latest announced position of every node heard from.
 #[derive(Default)]
 pub(super) struct Positions {
@@ -33,16 +36,26 @@ pub(super) struct Positions {
 }
 
 impl Positions {
-    /// Takes an announcement's payload (`<node> <seq>`); anything else is ignored.
+    /// Takes an announcement's payload: `<node> <seq>`, or `<node> gone` from a node that
+    /// stops (it is waited for no more); anything else is ignored.
     pub(super) fn heard(&self, payload: &str) {
         let Some((node, seq)) = payload.split_once(' ') else {
             return;
         };
-        let (Ok(node), Ok(seq)) = (node.parse::<Uuid>(), seq.parse::<i64>()) else {
+        let Ok(node) = node.parse::<Uuid>() else {
+            return;
+        };
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        if seq == GONE {
+            nodes.remove(&node);
+            drop(nodes);
+            self.changed.notify_waiters();
+            return;
+        }
+        let Ok(seq) = seq.parse::<i64>() else {
             return;
         };
         let now = Instant::now();
-        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
         nodes.retain(|_, (_, at)| now.duration_since(*at) < LIVE_FOR * 4);
         let entry = nodes.entry(node).or_insert((seq, now));
         *entry = (entry.0.max(seq), now);
@@ -104,6 +117,12 @@ mod tests {
         assert!(!waiting.is_finished(), "at 6");
         positions.heard(&format!("{other} 7"));
         assert!(waiting.await.unwrap());
+        let waiting = tokio::spawn({
+            let positions = positions.clone();
+            async move { positions.wait_applied(&me, 8).await }
+        });
+        positions.heard(&format!("{other} {GONE}"));
+        assert!(waiting.await.unwrap(), "a node that left is not waited for");
     }
 
     #[tokio::test(start_paused = true)]
