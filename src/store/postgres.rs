@@ -19,6 +19,7 @@ mod pool;
 mod positions;
 mod schema;
 mod sessions;
+mod writer;
 
 use std::sync::Arc;
 
@@ -38,7 +39,7 @@ pub struct PgStore {
 
 struct Inner {
     pool: pool::Pool,
-    writer: sessions::Writer,
+    writer: writer::Writer,
     /// This node's row in `probes`.
     node: Uuid,
     /// Chat messages for the other nodes, in order (see [`PgStore::relay_chat`]).
@@ -126,7 +127,7 @@ impl PgStore {
         schema::migrate(&mut client).await?;
         drop(client);
         let pool = pool::Pool::open(config, runtime).await?;
-        let writer = sessions::Writer::start(pool.config().clone(), pool.runtime().clone());
+        let writer = writer::Writer::start(pool.config().clone(), pool.runtime().clone());
         let (chat_out, queue) = tokio::sync::mpsc::unbounded_channel();
         let store = PgStore {
             inner: Arc::new(Inner {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::clock::{Clock, ManualClock};
+use crate::events::EndReason;
 use std::time::Duration;
 
 fn table(clock: &ManualClock) -> TokenTable {

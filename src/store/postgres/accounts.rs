@@ -10,7 +10,7 @@ use webauthn_rs::prelude::{Credential, Passkey};
 use webauthn_rs_proto::AuthenticatorTransport;
 
 use super::pool::Q;
-use super::sessions::Used;
+use super::writer::Used;
 use super::{conflict, db, from_json, int, to_json, uint, user_from, PgStore};
 use crate::assertion::{KnownCredential, PublicKey, SignInPasskey, Verified};
 use crate::error::Error;
@@ -271,7 +271,7 @@ impl PgStore {
 
     /// The counter check is the statement's `WHERE`: atomic against the stored value. The
     /// session row is inserted by the same statement, only when the check passes; the writer
-    /// commits it with whatever else has queued ([`super::sessions`]).
+    /// commits it with whatever else has queued ([`super::writer`]).
     pub async fn record_sign_in(
         &self,
         result: &Verified,
