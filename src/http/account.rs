@@ -18,7 +18,7 @@ pub async fn update(
     state: web::Data<AppState>,
     body: web::Json<AccountUpdate>,
 ) -> Reply {
-    let caller = caller(&req, &state)?;
+    let caller = caller(&req, &state).await?;
     let updated = crate::account::update(&state, &caller, &body.display_name).await?;
     Ok(HttpResponse::Ok().json(updated))
 }
@@ -29,20 +29,20 @@ pub async fn delete(
     state: web::Data<AppState>,
     body: web::Json<AccountDelete>,
 ) -> Reply {
-    let caller = caller(&req, &state)?;
+    let caller = caller(&req, &state).await?;
     let deleted = crate::account::delete(&state, &caller, &body.confirm).await?;
     Ok(HttpResponse::Ok().json(deleted))
 }
 
 /// `GET /api/recovery`: how many recovery codes are left.
 pub async fn recovery_status(req: HttpRequest, state: web::Data<AppState>) -> Reply {
-    let caller = caller(&req, &state)?;
+    let caller = caller(&req, &state).await?;
     Ok(HttpResponse::Ok().json(crate::recovery::status(&state, &caller).await?))
 }
 
 /// `POST /api/recovery`: a new set of recovery codes, shown this once.
 pub async fn recovery_create(req: HttpRequest, state: web::Data<AppState>) -> Reply {
-    let caller = caller(&req, &state)?;
+    let caller = caller(&req, &state).await?;
     let codes = crate::recovery::create(&state, &caller).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

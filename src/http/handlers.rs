@@ -91,7 +91,7 @@ pub async fn register_begin(
     state: web::Data<AppState>,
     body: web::Json<RegisterBegin>,
 ) -> Reply {
-    let caller = caller(&req, &state)?;
+    let caller = caller(&req, &state).await?;
     ok(api::register_begin(&state, &caller, Transport::Http, &body).await?)
 }
 
@@ -100,7 +100,7 @@ pub async fn register_finish(
     state: web::Data<AppState>,
     body: web::Json<RegisterFinish>,
 ) -> Reply {
-    let caller = caller(&req, &state)?;
+    let caller = caller(&req, &state).await?;
     let ceremony = required_ceremony(body.ceremony_id)?;
     ok(
         api::register_finish(&state, &caller, Transport::Http, &ceremony, &body)
@@ -114,7 +114,7 @@ pub async fn login_begin(
     state: web::Data<AppState>,
     body: web::Json<LoginBegin>,
 ) -> Reply {
-    let caller = caller(&req, &state)?;
+    let caller = caller(&req, &state).await?;
     ok(api::login_begin(&state, &caller, Transport::Http, &body).await?)
 }
 
@@ -123,7 +123,7 @@ pub async fn login_finish(
     state: web::Data<AppState>,
     body: web::Json<LoginFinish>,
 ) -> Reply {
-    let caller = caller(&req, &state)?;
+    let caller = caller(&req, &state).await?;
     let ceremony = required_ceremony(body.ceremony_id)?;
     ok(
         api::login_finish(&state, &caller, Transport::Http, &ceremony, &body)
@@ -133,7 +133,7 @@ pub async fn login_finish(
 }
 
 pub async fn passkeys_list(req: HttpRequest, state: web::Data<AppState>) -> Reply {
-    ok(api::passkeys_list(&state, &caller(&req, &state)?).await?)
+    ok(api::passkeys_list(&state, &caller(&req, &state).await?).await?)
 }
 
 #[derive(Deserialize)]
@@ -151,7 +151,7 @@ pub async fn passkey_rename(
         credential_id: id.into_inner(),
         label: body.into_inner().label,
     };
-    ok(api::passkey_rename(&state, &caller(&req, &state)?, &rename).await?)
+    ok(api::passkey_rename(&state, &caller(&req, &state).await?, &rename).await?)
 }
 
 #[derive(Deserialize)]
@@ -174,11 +174,11 @@ pub async fn passkey_delete(
         allow_last: query.allow_last,
         keep_sessions: query.keep_sessions,
     };
-    ok(api::passkey_delete(&state, &caller(&req, &state)?, &delete).await?)
+    ok(api::passkey_delete(&state, &caller(&req, &state).await?, &delete).await?)
 }
 
 pub async fn sessions_list(req: HttpRequest, state: web::Data<AppState>) -> Reply {
-    ok(api::sessions_list(&state, &caller(&req, &state)?).await?)
+    ok(api::sessions_list(&state, &caller(&req, &state).await?).await?)
 }
 
 pub async fn session_revoke(
@@ -188,14 +188,14 @@ pub async fn session_revoke(
 ) -> Reply {
     let session =
         Uuid::parse_str(&id).map_err(|_| Error::NotFound("No session of yours has this id."))?;
-    ok(api::session_revoke(&state, &caller(&req, &state)?, &session).await?)
+    ok(api::session_revoke(&state, &caller(&req, &state).await?, &session).await?)
 }
 
 pub async fn sessions_revoke_others(req: HttpRequest, state: web::Data<AppState>) -> Reply {
-    ok(api::sessions_revoke_others(&state, &caller(&req, &state)?).await?)
+    ok(api::sessions_revoke_others(&state, &caller(&req, &state).await?).await?)
 }
 
 /// `POST /api/sessions/refresh`: a new token for the same session; the old one stops working.
 pub async fn refresh(req: HttpRequest, state: web::Data<AppState>) -> Reply {
-    ok(api::refresh(&state, &caller(&req, &state)?).await?.0)
+    ok(api::refresh(&state, &caller(&req, &state).await?).await?.0)
 }

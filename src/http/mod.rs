@@ -165,7 +165,25 @@ pub(crate) fn is_websocket_upgrade(req: &ServiceRequest) -> bool {
 
 /// Who is asking: the token the policy middleware validated, or, on an open path, a Bearer
 /// token presented anyway (it must then be valid), or nobody.
-pub fn caller(req: &actix_web::HttpRequest, state: &AppState) -> Result<Caller, Error> {
+pub async fn caller(req: &actix_web::HttpRequest, state: &AppState) -> Result<Caller, Error> {
+    // A Bearer token this node has not cached, on a store several nodes share, is looked up
+    // there first (as `TokenPolicy` does), so the routes work without the middleware too.
+    let authorized = matches!(
+        req.extensions().get::<RequestAuth>(),
+        Some(RequestAuth::User(_))
+    );
+    if !authorized {
+        if let Some(token) = bearer_token(req.headers()).map(str::to_owned) {
+            if state.tokens.needs_prefetch(&token) {
+                state.tokens.prefetch(&token).await;
+            }
+        }
+    }
+    cached_caller(req, state)
+}
+
+/// [`caller`] once any lookup in the shared store is done.
+fn cached_caller(req: &actix_web::HttpRequest, state: &AppState) -> Result<Caller, Error> {
     let meta = session_meta(req);
     if let Some(RequestAuth::User(info)) = req.extensions().get::<RequestAuth>() {
         return Ok(Caller::from_token(info, meta));

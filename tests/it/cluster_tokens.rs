@@ -274,3 +274,20 @@ async fn a_node_asks_the_database_once_for_a_token_it_does_not_have_and_still_ta
     assert_eq!(me(&b, &revoked).await, 401);
     assert_eq!(lookups(&b).await, (4, 4));
 }
+
+#[actix_rt::test]
+async fn wsauthns_own_routes_without_the_middleware_take_another_nodes_token() {
+    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+        return;
+    };
+    let a = spawn_node(&url).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (b, server) = embedded_node(&url, &dir).await;
+    let mut key = SoftAuthenticator::new();
+    let (token, _, _ws) = signed_up(&a, &mut key, "tess").await;
+    // Never seen on b, whose application mounts wsauthn's routes without TokenPolicy.
+    let (status, _, body) = get(b, "/api/sessions", Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"sessions\""), "{body}");
+    server.stop(true).await;
+}
