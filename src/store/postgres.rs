@@ -219,7 +219,8 @@ impl PgStore {
             .execute(conn.st(pool::Q::probe), &[&self.inner.node, &int(now_ms)])
             .await
             .map_err(db)?;
-        self.flush().await
+        // This node's own writes only: its readiness does not wait on other nodes' feeds.
+        self.inner.writer.flush().await
     }
 
     /// How many users, passkeys, recovery code sets and sessions the database holds.
