@@ -58,16 +58,23 @@ impl Relay {
     }
 }
 
-#[actix_rt::test]
-async fn a_node_cut_off_from_the_database_refuses_every_token_then_closes_what_was_revoked() {
-    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
-        return;
-    };
-    let server = crate::pg_server::server().unwrap();
+/// Two nodes on one fresh database: `a` connected directly, `b` through a [`Relay`] the test
+/// can cut; `None` (skipped loudly, a failure under `CI=true`) without PostgreSQL.
+async fn node_and_relayed_node() -> Option<(TestApp, TestApp, Relay)> {
+    let url = crate::pg_server::database_or_skip("the cluster tests").await?;
+    let server = crate::pg_server::server().expect("the server database_or_skip found");
     let relay = Relay::start(server.port).await;
-    let db = url.rsplit('/').next().unwrap();
+    let db = url.rsplit('/').next().expect("a database name");
     let a = spawn_node(&url).await;
     let b = spawn_node(&format!("postgres://postgres@{}/{db}", relay.addr)).await;
+    Some((a, b, relay))
+}
+
+#[actix_rt::test]
+async fn a_node_cut_off_from_the_database_refuses_every_token_then_closes_what_was_revoked() {
+    let Some((a, b, relay)) = node_and_relayed_node().await else {
+        return;
+    };
     let (mut kp, mut kq) = (SoftAuthenticator::new(), SoftAuthenticator::new());
     let (revoked, _, mut ws_p) = signed_up(&a, &mut kp, "pat").await;
     let (kept, _, _ws_q) = signed_up(&a, &mut kq, "quinn").await;
@@ -171,14 +178,9 @@ async fn a_node_killed_with_kill_9_loses_nothing_and_another_signs_its_users_in(
 
 #[actix_rt::test]
 async fn a_revocation_that_cannot_commit_is_not_acknowledged_and_can_be_made_again() {
-    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+    let Some((a, b, relay)) = node_and_relayed_node().await else {
         return;
     };
-    let server = crate::pg_server::server().unwrap();
-    let relay = Relay::start(server.port).await;
-    let db = url.rsplit('/').next().unwrap();
-    let a = spawn_node(&url).await;
-    let b = spawn_node(&format!("postgres://postgres@{}/{db}", relay.addr)).await;
     let mut key = SoftAuthenticator::new();
     let (token, _, mut ws_b) = signed_up(&b, &mut key, "cato").await;
 

@@ -56,6 +56,22 @@ async fn embedded_node(
     (addr, handle)
 }
 
+/// A node and an embedded application node on one fresh database (with the data directory
+/// that keeps the latter alive); `None` (skipped loudly, a failure under `CI=true`) without
+/// PostgreSQL.
+async fn node_and_embedded_node() -> Option<(
+    TestApp,
+    SocketAddr,
+    actix_web::dev::ServerHandle,
+    tempfile::TempDir,
+)> {
+    let url = crate::pg_server::database_or_skip("the cluster tests").await?;
+    let a = spawn_node(&url).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (b, server) = embedded_node(&url, &dir).await;
+    Some((a, b, server, dir))
+}
+
 /// `GET path` on `addr`: the status, the `WWW-Authenticate` challenge and the body.
 async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String, String) {
     let mut req = awc::Client::new().get(format!("http://{addr}{path}"));
@@ -99,12 +115,9 @@ async fn echo_at(addr: SocketAddr, token: &str) -> Ws {
 #[actix_rt::test]
 async fn an_applications_extractor_without_the_middleware_takes_another_nodes_token_not_a_revoked_one(
 ) {
-    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+    let Some((a, b, server, _dir)) = node_and_embedded_node().await else {
         return;
     };
-    let a = spawn_node(&url).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (b, server) = embedded_node(&url, &dir).await;
     let mut key = SoftAuthenticator::new();
     let (token, _, mut ws_a) = signed_up(&a, &mut key, "rhea").await;
 
@@ -144,12 +157,9 @@ async fn an_applications_extractor_without_the_middleware_takes_another_nodes_to
 
 #[actix_rt::test]
 async fn an_applications_socket_without_the_middleware_takes_another_nodes_token_by_its_header() {
-    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+    let Some((a, b, server, _dir)) = node_and_embedded_node().await else {
         return;
     };
-    let a = spawn_node(&url).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (b, server) = embedded_node(&url, &dir).await;
     let mut key = SoftAuthenticator::new();
     let (token, _, mut ws_a) = signed_up(&a, &mut key, "tove").await;
 
@@ -277,12 +287,9 @@ async fn a_node_asks_the_database_once_for_a_token_it_does_not_have_and_still_ta
 
 #[actix_rt::test]
 async fn wsauthns_own_routes_without_the_middleware_take_another_nodes_token() {
-    let Some(url) = crate::pg_server::database_or_skip("the cluster tests").await else {
+    let Some((a, b, server, _dir)) = node_and_embedded_node().await else {
         return;
     };
-    let a = spawn_node(&url).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (b, server) = embedded_node(&url, &dir).await;
     let mut key = SoftAuthenticator::new();
     let (token, _, _ws) = signed_up(&a, &mut key, "tess").await;
     // Never seen on b, whose application mounts wsauthn's routes without TokenPolicy.
