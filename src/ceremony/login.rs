@@ -166,14 +166,8 @@ impl Ceremonies {
         // The stored credential is the authority on ownership and on the counter (the state
         // captured at begin may be stale): the store checks both in one atomic update, which
         // writes the token's session too, only if they pass.
-        let record = opening.record();
         self.store()
-            .record_sign_in(
-                &result,
-                &user_id,
-                self.now_secs(),
-                record.as_ref().map(|(hash, record)| (*hash, record)),
-            )
+            .record_sign_in(&result, &user_id, self.now_secs(), opening.record())
             .await?;
         self.opened(user, opening, true).await
     }

@@ -239,9 +239,9 @@ enum Opening {
 
 impl Opening {
     /// The record a token's session is stored as, for the ceremony's last write to carry.
-    fn record(&self) -> Option<(&[u8; 32], SessionRecord)> {
+    fn record(&self) -> Option<([u8; 32], SessionRecord)> {
         match self {
-            Opening::Token(pending) => Some((pending.hash(), pending.record())),
+            Opening::Token(pending) => Some((*pending.hash(), pending.record())),
             _ => None,
         }
     }

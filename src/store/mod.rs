@@ -276,14 +276,14 @@ impl Store {
         result: &Verified,
         owner: &Uuid,
         now_secs: u64,
-        session: Option<(&[u8; 32], &SessionRecord)>,
+        session: Option<([u8; 32], SessionRecord)>,
     ) -> Result<(), Error> {
         match &*self.inner {
             Backend::Sled(cell) => {
                 let sled = cell.get()?;
                 sled.record_use(result, owner, now_secs)?;
                 match session {
-                    Some((hash, record)) => sled.put_session(hash, record),
+                    Some((hash, record)) => sled.put_session(&hash, &record),
                     None => Ok(()),
                 }
             }

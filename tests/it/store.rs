@@ -237,11 +237,11 @@ async fn passkeys_are_added_under_the_cap_renamed_used_and_deleted_but_not_the_l
         };
         let (opened, refused, stranger) = (session(1), session(2), session(3));
         store
-            .record_sign_in(&used(5), &alice.id, 100, Some((&opened.0, &opened.1)))
+            .record_sign_in(&used(5), &alice.id, 100, Some(opened.clone()))
             .await
             .unwrap();
         let err = store
-            .record_sign_in(&used(5), &alice.id, 101, Some((&refused.0, &refused.1)))
+            .record_sign_in(&used(5), &alice.id, 101, Some(refused))
             .await
             .unwrap_err();
         assert_eq!(
@@ -250,12 +250,7 @@ async fn passkeys_are_added_under_the_cap_renamed_used_and_deleted_but_not_the_l
             "{backend}: counter must rise"
         );
         let err = store
-            .record_sign_in(
-                &used(6),
-                &Uuid::new_v4(),
-                101,
-                Some((&stranger.0, &stranger.1)),
-            )
+            .record_sign_in(&used(6), &Uuid::new_v4(), 101, Some(stranger))
             .await
             .unwrap_err();
         assert_eq!(code_of(err), "verification_failed", "{backend}: not theirs");

@@ -277,7 +277,7 @@ impl PgStore {
         result: &Verified,
         owner: &Uuid,
         now_secs: u64,
-        session: Option<(&[u8; 32], &SessionRecord)>,
+        session: Option<([u8; 32], SessionRecord)>,
     ) -> Result<(), Error> {
         let used = Used {
             cred_id: result.cred_id.clone(),
@@ -287,7 +287,6 @@ impl PgStore {
             backup_state: result.backup_state,
             at: int(now_secs),
         };
-        let session = session.map(|(hash, record)| (*hash, record.clone()));
         if self.inner.writer.sign_in(used, session).await? {
             return Ok(());
         }
